@@ -1,0 +1,1 @@
+"""Single-source notebooks (solutions -> labs), the headless lab runner and its reports."""
