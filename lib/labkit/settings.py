@@ -65,6 +65,8 @@ class Settings:
         owner: the owner tag put on every resource so a sweeper can find leftovers.
         time_scale: how much faster than wall time the embedded target's clock runs.
         home: folder for the kit's state (running platforms, caches); ``~/.labkit``.
+        schemas_dir: folder of upstream CRD schemas for manifest validation; ``None`` uses the
+            cache that ``labkit schemas sync`` fills under ``home``.
     """
 
     target: str = "embedded"
@@ -75,6 +77,7 @@ class Settings:
     owner: str = dataclasses.field(default_factory=_default_owner)
     time_scale: float = 60.0
     home: Path = dataclasses.field(default_factory=lambda: Path.home() / ".labkit")
+    schemas_dir: Path | None = None
 
     def replace(self, **changes: Any) -> Settings:
         """Return validated settings with ``changes`` applied."""
@@ -179,8 +182,9 @@ def _coerce(values: dict[str, Any]) -> dict[str, Any]:
                 f"time_scale must be a number, got {values['time_scale']!r}",
                 "use e.g. time_scale = 60 (the embedded clock runs 60x wall time)",
             ) from exc
-    if "home" in out:
-        out["home"] = Path(str(out["home"])).expanduser()
+    for key in ("home", "schemas_dir"):
+        if out.get(key) is not None:
+            out[key] = Path(str(out[key])).expanduser()
     for key in ("target", "region", "cluster_name", "cluster_profile", "owner", "aws_profile"):
         if key in out and out[key] is not None:
             out[key] = str(out[key]).strip()

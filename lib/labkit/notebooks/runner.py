@@ -154,6 +154,10 @@ def run_notebook(source: Path, output: Path, parameters: Mapping[str, Any], opti
     duration = time.perf_counter() - started
     cells = cell_results(nbformat.read(output, as_version=4)) if output.exists() else []
     failed = next((c for c in cells if c.status == "failed"), None)
+    if message.startswith("CellTimeoutError"):
+        message = f"a cell ran longer than the per-cell timeout of {options.cell_timeout_s}s (--cell-timeout)"
+        if failed is not None:
+            failed.error = f"CellTimeoutError: {message}"
     if failed is None and not message:
         status = "passed"
     elif failed is not None and options.kind == "labs" and is_stub_failure(failed):
