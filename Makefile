@@ -31,9 +31,11 @@ $(JSTAMP): pyproject.toml
 	$(JVENV)/bin/python -m pip install $(PIP_FLAGS) -e '.[participant]'
 	@touch $@
 
+PY_DIRS := $(wildcard lib tests benchmarks)
+
 lint: $(STAMP)
-	$(BIN)/ruff check lib tests benchmarks
-	$(BIN)/ruff format --check lib tests benchmarks
+	$(BIN)/ruff check $(PY_DIRS)
+	$(BIN)/ruff format --check $(PY_DIRS)
 	$(BIN)/lint-imports
 	$(BIN)/labkit build-labs --check
 

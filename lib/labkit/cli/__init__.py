@@ -123,6 +123,24 @@ def cmd_env(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_schemas(args: argparse.Namespace) -> int:
+    from labkit import schemas
+
+    settings = _settings(args)
+    if args.action == "sync":
+        written = schemas.sync(settings)
+        print(f"{len(written)} schema file(s) fetched into {settings.home / 'schemas'}")
+    folder = schemas.folder_for(settings)
+    absent = schemas.missing(folder)
+    print(f"schemas folder: {folder}")
+    for source in schemas.sources()[0]:
+        state = "missing" if source in absent else "ok"
+        print(f"  {state:8} {source.relpath}  ({source.repo} {source.version})")
+    if absent and args.action == "status":
+        print("run `labkit schemas sync`, or set LABKIT_SCHEMAS_DIR to a folder with these files")
+    return 1 if absent else 0
+
+
 def cmd_eks_token(args: argparse.Namespace) -> int:
     import json
 
@@ -190,6 +208,10 @@ def build_parser() -> argparse.ArgumentParser:
         p = sub.add_parser(name, help=text)
         _target_option(p)
         p.set_defaults(func=func)
+
+    p = sub.add_parser("schemas", help="upstream CRD schemas used to validate manifests")
+    p.add_argument("action", choices=["sync", "status"], help="sync: fetch the pinned files; status: list them")
+    p.set_defaults(func=cmd_schemas)
 
     p = sub.add_parser("eks-token", help="print an EKS bearer token as an ExecCredential (used by kubeconfigs)")
     p.add_argument("--cluster", required=True)
