@@ -84,6 +84,28 @@ class KindHandle(Platform):
         )
 
 
+def wait_for_api(platform: Platform, timeout_s: float = 120.0) -> None:
+    """Wait until the cluster's API server answers ``/readyz`` (nodes may stay NotReady without a CNI)."""
+    import time
+
+    from kubernetes.client import ApiClient
+
+    deadline = time.monotonic() + timeout_s
+    last = ""
+    while time.monotonic() < deadline:
+        try:
+            api: ApiClient = platform.kube_client()
+            api.call_api("/readyz", "GET", auth_settings=["BearerToken"], _preload_content=False, _request_timeout=5)
+            return
+        except Exception as exc:  # any failure means "not yet"; the last one is reported
+            last = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+            time.sleep(2)
+    raise TargetUnavailable(
+        f"the kind API server did not become ready within {timeout_s:.0f}s ({last})",
+        "check `docker ps` and `kind export logs`",
+    )
+
+
 class KindTarget(Target):
     name = "kind"
     description = "a local kind cluster in Docker (Cilium-capable, KWOK GPU nodes)"
@@ -135,7 +157,9 @@ class KindTarget(Target):
         if settings.cluster_name not in _run(list_command()).split():
             kubeconfig_path(settings).parent.mkdir(parents=True, exist_ok=True)
             _run(create_command(settings))
-        return self.connect(settings)
+        platform = self.connect(settings)
+        wait_for_api(platform)
+        return platform
 
     def connect(self, settings: Settings) -> Platform:
         path = kubeconfig_path(settings)
