@@ -1,0 +1,1 @@
+"""Serving: vLLM and TGI model servers, autoscaling, and OpenAI-compatible clients."""
