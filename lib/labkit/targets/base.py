@@ -6,9 +6,10 @@ boto3 session and service URLs without knowing which target it runs on.
 
 from __future__ import annotations
 
+import contextlib
 import os
 from abc import ABC, abstractmethod
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
@@ -50,8 +51,12 @@ class TargetStatus:
 
 
 @dataclass
-class Platform(ABC):
+class Platform:
     """A connected platform. Everything a lab needs to reach it, whatever the target.
+
+    Reaching a Service is the kube layer's job (``labkit.kube.service_url``): it needs the
+    Kubernetes API, which sits above targets. On ``embedded`` it resolves the pod's local
+    address; on ``kind`` and ``eks`` it opens a port-forward that ends with :meth:`close`.
 
     Attributes:
         target: the target's name.
@@ -65,6 +70,7 @@ class Platform(ABC):
     kubeconfig: Path | None = None
     aws_env: Mapping[str, str] = field(default_factory=dict)
     _api_client: Any = field(default=None, repr=False)
+    _closers: list[Callable[[], None]] = field(default_factory=list, repr=False)
 
     def kube_client(self) -> ApiClient:
         """A Kubernetes ``ApiClient`` for this platform's cluster (cached)."""
@@ -94,12 +100,16 @@ class Platform(ABC):
             out["KUBECONFIG"] = str(self.kubeconfig)
         return out
 
-    @abstractmethod
-    def service_url(self, name: str, namespace: str = "default", port: int | str | None = None) -> str:
-        """A URL this process can call for a Service (direct or through a port-forward)."""
+    def on_close(self, fn: Callable[[], None]) -> None:
+        """Run ``fn`` when this handle closes (port-forwards, cached clients)."""
+        self._closers.append(fn)
 
     def close(self) -> None:
         """Release client-side resources (connections, port-forwards); the platform stays up."""
+        for fn in reversed(self._closers):
+            with contextlib.suppress(Exception):
+                fn()
+        self._closers.clear()
         if self._api_client is not None:
             self._api_client.close()
             self._api_client = None

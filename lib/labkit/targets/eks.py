@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import base64
 import os
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -80,15 +79,6 @@ def token(session: Any, cluster_name: str, region: str) -> str:
         operation_name="",
     )
     return TOKEN_PREFIX + base64.urlsafe_b64encode(url.encode()).decode().rstrip("=")
-
-
-@dataclass
-class EksHandle(Platform):
-    def service_url(self, name: str, namespace: str = "default", port: int | str | None = None) -> str:
-        raise TargetUnavailable(
-            f"no route to Service {namespace}/{name} from this process yet",
-            "port-forwarding arrives with the kube layer; use `kubectl port-forward`",
-        )
 
 
 class EksTarget(Target):
@@ -166,7 +156,7 @@ class EksTarget(Target):
             yaml.safe_dump(kubeconfig(settings, cluster["endpoint"], cluster["certificateAuthority"]["data"]))
         )
         os.chmod(path, 0o600)
-        return EksHandle(target=self.name, settings=settings, kubeconfig=path)
+        return Platform(target=self.name, settings=settings, kubeconfig=path)
 
     def down(self, settings: Settings) -> list[str]:
         raise TargetUnavailable(

@@ -44,16 +44,6 @@ class EmbeddedHandle(Platform):
 
     state: dict[str, Any] = field(default_factory=dict)
 
-    def service_url(self, name: str, namespace: str = "default", port: int | str | None = None) -> str:
-        services = self.state.get("services", {})
-        key = f"{namespace}/{name}"
-        if key not in services:
-            raise PlatformNotRunning(
-                f"no embedded endpoint serves Service {key}",
-                "check the Service exists and its pods are Ready (kubectl get pods)",
-            )
-        return str(services[key])
-
 
 def _pid_alive(pid: int) -> bool:
     try:

@@ -7,7 +7,6 @@ the Week 2 lab can install Cilium.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from pathlib import Path
 
 from labkit.errors import PlatformNotRunning, TargetUnavailable
@@ -73,15 +72,6 @@ def _run(argv: list[str]) -> str:
             f"`{' '.join(argv[:3])}` failed (exit {exc.exit_code}):\n{output}",
             "run `labkit doctor`; is the Docker daemon running?",
         ) from exc
-
-
-@dataclass
-class KindHandle(Platform):
-    def service_url(self, name: str, namespace: str = "default", port: int | str | None = None) -> str:
-        raise TargetUnavailable(
-            f"no route to Service {namespace}/{name} from this process yet",
-            "port-forwarding on kind arrives with the kube layer; use `kubectl port-forward`",
-        )
 
 
 def wait_for_api(platform: Platform, timeout_s: float = 120.0) -> None:
@@ -167,7 +157,7 @@ class KindTarget(Target):
             raise PlatformNotRunning(
                 f"no kind cluster '{settings.cluster_name}' was created by labkit", "run `labkit up --target kind`"
             )
-        return KindHandle(target=self.name, settings=settings, kubeconfig=path)
+        return Platform(target=self.name, settings=settings, kubeconfig=path)
 
     def down(self, settings: Settings) -> list[str]:
         if settings.cluster_name not in _run(list_command()).split():
