@@ -36,7 +36,7 @@ PY_DIRS := $(wildcard lib tests benchmarks)
 lint: $(STAMP)
 	$(BIN)/ruff check $(PY_DIRS)
 	$(BIN)/ruff format --check $(PY_DIRS)
-	$(BIN)/lint-imports
+	$(BIN)/lint-imports --no-cache
 	$(BIN)/labkit build-labs --check
 
 test: lint

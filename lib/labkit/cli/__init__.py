@@ -141,6 +141,24 @@ def cmd_schemas(args: argparse.Namespace) -> int:
     return 1 if absent else 0
 
 
+def cmd_sweep(args: argparse.Namespace) -> int:
+    from labkit.aws import teardown
+
+    settings = _settings(args)
+    if args.owner:
+        settings = settings.replace(owner=args.owner)
+    older = teardown.parse_age(args.older_than) if args.older_than else None
+    report = teardown.sweep(settings, older_than=older, dry_run=args.dry_run)
+    print(report.to_text())
+    return 0
+
+
+def cmd_simulate(args: argparse.Namespace) -> int:
+    from labkit.targets.embedded import simulate
+
+    return simulate(args.engine, args.args)
+
+
 def cmd_eks_token(args: argparse.Namespace) -> int:
     import json
 
@@ -212,6 +230,22 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("schemas", help="upstream CRD schemas used to validate manifests")
     p.add_argument("action", choices=["sync", "status"], help="sync: fetch the pinned files; status: list them")
     p.set_defaults(func=cmd_schemas)
+
+    p = sub.add_parser("sweep", help="find and delete AWS resources left tagged by earlier runs (yours by default)")
+    _target_option(p)
+    p.add_argument("--owner", help="whose leftovers (default: your owner tag)")
+    p.add_argument("--older-than", help="only resources older than this: 90m, 12h, 2d, 1w")
+    p.add_argument("--dry-run", action="store_true", help="list what would be deleted, delete nothing")
+    p.set_defaults(func=cmd_sweep)
+
+    p = sub.add_parser(
+        "simulate",
+        help="run a simulated model server: labkit simulate vllm --model M --gpu G [--port P] [--seed S] [--fast]",
+        add_help=False,
+    )
+    p.add_argument("engine", choices=["vllm"])
+    p.add_argument("args", nargs=argparse.REMAINDER, help="vLLM server flags plus --gpu, --fast, --ttft-ms, --itl-ms")
+    p.set_defaults(func=cmd_simulate)
 
     p = sub.add_parser("eks-token", help="print an EKS bearer token as an ExecCredential (used by kubeconfigs)")
     p.add_argument("--cluster", required=True)

@@ -247,6 +247,15 @@ def connect_or_start(settings: Settings) -> Platform:
     return handle
 
 
+def simulate(engine: str, argv: list[str]) -> int:
+    """Run a model-server simulator in the foreground (``labkit simulate vllm ...``)."""
+    if engine != "vllm":
+        raise TargetUnavailable(f"no simulator for '{engine}'", "simulators available: vllm")
+    from labkit.embedded.simulators.vllm.__main__ import main
+
+    return main(argv)
+
+
 def _settings_env(settings: Settings) -> dict[str, Any]:
     return {
         "target": "embedded",

@@ -1,0 +1,1 @@
+"""Embedded EC2 additions: spot price history with realistic prices (moto answers a constant)."""

@@ -1,0 +1,1 @@
+"""Embedded SSM public parameters for EKS-optimized and Bottlerocket AMIs (moto has none)."""
