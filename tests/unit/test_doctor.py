@@ -11,6 +11,8 @@ from labkit import doctor, settings
 
 def test_doctor_on_a_bare_machine(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     monkeypatch.setenv("PATH", str(tmp_path))  # no docker, kind, kubectl, helm
+    for key in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN", "AWS_PROFILE"):
+        monkeypatch.delenv(key, raising=False)  # and no AWS credentials
     report = doctor.diagnose(settings.load(environ={}, use_files=False))
     by_name = {t.target: t for t in report.targets}
     assert by_name["embedded"].usable

@@ -252,7 +252,12 @@ class AwsSession:
         ``timeout_s`` is real-account time; it is scaled by ``time_factor``. Raises
         :class:`~labkit.errors.WaitTimeout` naming the last status seen.
         """
-        deadline = time.monotonic() + max(timeout_s * self.time_factor, self.poll_s * 3)
+        # Scaled time on the embedded target, but never under 10 s of wall time: a busy machine
+        # must not turn a slow simulated step into a failure.
+        wall = timeout_s * self.time_factor
+        deadline = time.monotonic() + max(
+            wall if self.time_factor >= 1 else max(wall, MIN_WALL_WAIT_S), self.poll_s * 3
+        )
         last = ""
         for _ in _ticks(what):
             done, status = probe()
@@ -268,6 +273,9 @@ class AwsSession:
                 )
             time.sleep(self.poll_s)
         return last
+
+
+MIN_WALL_WAIT_S = 10.0
 
 
 def _ticks(what: str) -> Iterator[int]:

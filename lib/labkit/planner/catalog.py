@@ -351,7 +351,7 @@ def _gpus() -> dict[str, GpuSpec]:
 @functools.cache
 def _instances() -> tuple[dict[str, InstanceType], dict[str, Any]]:
     doc = _data("instance_types.yaml")
-    meta = {k: v for k, v in doc.items() if k != "instance_types"}
+    meta = {k: v for k, v in doc.items() if k not in ("instance_types", "general_purpose")}
     out = {row["name"]: InstanceType(**row) for row in doc["instance_types"]}
     return out, meta
 

@@ -72,6 +72,10 @@ class Platform:
     _api_client: Any = field(default=None, repr=False)
     _closers: list[Callable[[], None]] = field(default_factory=list, repr=False)
 
+    def __post_init__(self) -> None:
+        # Connecting points this process's AWS SDK (and the `labkit eks-token` it spawns) at the platform.
+        os.environ.update(self.aws_env)
+
     def kube_client(self) -> ApiClient:
         """A Kubernetes ``ApiClient`` for this platform's cluster (cached)."""
         if self._api_client is None:
@@ -89,14 +93,13 @@ class Platform:
         """A boto3 session for this platform's account (the embedded AWS on ``embedded``)."""
         import boto3
 
-        for key, value in self.aws_env.items():
-            os.environ[key] = value  # endpoint variables are read by botocore at client creation
+        os.environ.update(self.aws_env)  # endpoint variables are read by botocore at client creation
         return boto3.Session(profile_name=self.settings.aws_profile, region_name=self.settings.region)
 
     def env(self) -> dict[str, str]:
         """Shell variables that point ``kubectl``, ``helm`` and the AWS CLI at this platform."""
         out = dict(self.aws_env)
-        if self.kubeconfig is not None:
+        if self.kubeconfig is not None and self.kubeconfig.exists():
             out["KUBECONFIG"] = str(self.kubeconfig)
         return out
 

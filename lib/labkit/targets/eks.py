@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import base64
 import os
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -31,6 +32,8 @@ def kubeconfig_path(settings: Settings) -> Path:
 def kubeconfig(settings: Settings, endpoint: str, ca_data: str) -> dict[str, Any]:
     """A kubeconfig for an EKS cluster whose user runs ``labkit eks-token`` (pure)."""
     name = f"labkit-{settings.cluster_name}"
+    beside = Path(sys.executable).parent / "labkit"  # works when the environment is not activated
+    command = str(beside) if beside.exists() else "labkit"
     args = ["eks-token", "--cluster", settings.cluster_name, "--region", settings.region]
     env = [{"name": "AWS_PROFILE", "value": settings.aws_profile}] if settings.aws_profile else None
     return {
@@ -45,7 +48,7 @@ def kubeconfig(settings: Settings, endpoint: str, ca_data: str) -> dict[str, Any
                 "user": {
                     "exec": {
                         "apiVersion": "client.authentication.k8s.io/v1beta1",
-                        "command": "labkit",
+                        "command": command,
                         "args": args,
                         "env": env,
                         "interactiveMode": "Never",

@@ -68,11 +68,13 @@ def read_state(path: Path) -> dict[str, Any] | None:
 
 
 def _handle(settings: Settings, state: dict[str, Any]) -> EmbeddedHandle:
-    kubeconfig = state.get("kubeconfig")
+    from labkit.targets.eks import kubeconfig_path
+
+    # As on EKS: the cluster's kubeconfig is the one the Week 1 lab writes after creating it.
     return EmbeddedHandle(
         target="embedded",
         settings=settings,
-        kubeconfig=Path(kubeconfig) if kubeconfig else None,
+        kubeconfig=kubeconfig_path(settings),
         aws_env=dict(state.get("env", {})),
         state=state,
     )
