@@ -90,21 +90,31 @@ class EksResponses:
                 body, now, self.runtime.clock.wall_seconds(delay), self._caller_arn(request)
             )
         cluster = backend.render_cluster(response.json()["cluster"], now, self._endpoint(state.name))
+        event = self._activation(request, state)
+        self._emit_later(delay, event, lambda: backend.clusters.get(state.name) is state)
+        return json_response({"cluster": cluster})
+
+    def _activation(self, request: ShimRequest, state: Any) -> EksEvent:
         detail = {
             "profile": state.profile,
             "version": state.version,
             "nodePools": list((state.compute_config or {}).get("nodePools") or []),
         }
-        event = EksEvent("cluster-active", request.account_id, request.region, state.name, None, detail)
-        self._emit_later(delay, event, lambda: backend.clusters.get(state.name) is state)
-        return json_response({"cluster": cluster})
+        return EksEvent("cluster-active", request.account_id, request.region, state.name, None, detail)
 
     def describe_cluster(self, request: ShimRequest, params: dict[str, Any], forward: Forward) -> ShimResponse:
         response = forward()
         if not response.ok:
             return response
         cluster = response.json()["cluster"]
-        rendered = self.backend(request).render_cluster(cluster, self.now(), self._endpoint(cluster["name"]))
+        backend = self.backend(request)
+        rendered = backend.render_cluster(cluster, self.now(), self._endpoint(cluster["name"]))
+        state = backend.clusters.get(cluster["name"])
+        if rendered.get("status") == "ACTIVE" and state is not None and self._endpoint(state.name) is None:
+            # ACTIVE by the clock but the timer has not told the listeners yet: tell them now
+            # (listeners are idempotent), so an ACTIVE cluster always reports its real endpoint.
+            self.runtime.emit(self._activation(request, state))
+            rendered = backend.render_cluster(cluster, self.now(), self._endpoint(state.name))
         return json_response({"cluster": rendered})
 
     def delete_cluster(self, request: ShimRequest, params: dict[str, Any], forward: Forward) -> ShimResponse:
