@@ -86,6 +86,7 @@ class ClusterState:
     security_group_id: str | None
     vpc_id: str | None
     creator_arn: str
+    activated: bool = False  # listeners were told it is ACTIVE
 
     @property
     def auto_mode(self) -> bool:

@@ -90,17 +90,22 @@ class EksResponses:
                 body, now, self.runtime.clock.wall_seconds(delay), self._caller_arn(request)
             )
         cluster = backend.render_cluster(response.json()["cluster"], now, self._endpoint(state.name))
-        event = self._activation(request, state)
-        self._emit_later(delay, event, lambda: backend.clusters.get(state.name) is state)
+        self.runtime.later(delay, lambda: backend.clusters.get(state.name) is state and self._activate(request, state))
         return json_response({"cluster": cluster})
 
-    def _activation(self, request: ShimRequest, state: Any) -> EksEvent:
+    def _activate(self, request: ShimRequest, state: Any) -> None:
+        """Tell listeners the cluster is ACTIVE, once (from the timer or a DescribeCluster, whichever is first)."""
         detail = {
             "profile": state.profile,
             "version": state.version,
             "nodePools": list((state.compute_config or {}).get("nodePools") or []),
         }
-        return EksEvent("cluster-active", request.account_id, request.region, state.name, None, detail)
+        # Held while listeners run, so a concurrent DescribeCluster waits for the endpoint they provide.
+        with self.runtime.lock:
+            if state.activated:
+                return
+            state.activated = True
+            self.runtime.emit(EksEvent("cluster-active", request.account_id, request.region, state.name, None, detail))
 
     def describe_cluster(self, request: ShimRequest, params: dict[str, Any], forward: Forward) -> ShimResponse:
         response = forward()
@@ -108,13 +113,13 @@ class EksResponses:
             return response
         cluster = response.json()["cluster"]
         backend = self.backend(request)
-        rendered = backend.render_cluster(cluster, self.now(), self._endpoint(cluster["name"]))
         state = backend.clusters.get(cluster["name"])
-        if rendered.get("status") == "ACTIVE" and state is not None and self._endpoint(state.name) is None:
-            # ACTIVE by the clock but the timer has not told the listeners yet: tell them now
-            # (listeners are idempotent), so an ACTIVE cluster always reports its real endpoint.
-            self.runtime.emit(self._activation(request, state))
-            rendered = backend.render_cluster(cluster, self.now(), self._endpoint(state.name))
+        now = self.now()
+        if state is not None and now >= state.ready_at and self.runtime.endpoint_provider is not None:
+            # ACTIVE by the clock: make sure listeners were told (once; this waits while another thread
+            # is telling them), so an ACTIVE cluster always reports its real endpoint.
+            self._activate(request, state)
+        rendered = backend.render_cluster(cluster, now, self._endpoint(cluster["name"]))
         return json_response({"cluster": rendered})
 
     def delete_cluster(self, request: ShimRequest, params: dict[str, Any], forward: Forward) -> ShimResponse:
