@@ -35,11 +35,9 @@ class UnavailableOfferings:
 
     until: dict[tuple[str, str, str], float] = field(default_factory=dict)
 
-    def mark(
-        self, instance_type: str, zone: str, capacity_type: str, now: float, seconds: float = UNAVAILABLE_SECONDS
-    ) -> None:
-        """No capacity for this offering for ``seconds`` from ``now``."""
-        self.until[(instance_type, zone, capacity_type)] = now + seconds
+    def mark(self, instance_type: str, zone: str, capacity_type: str, now: float, seconds: float | None = None) -> None:
+        """No capacity for this offering for ``seconds`` (default :data:`UNAVAILABLE_SECONDS`) from ``now``."""
+        self.until[(instance_type, zone, capacity_type)] = now + (UNAVAILABLE_SECONDS if seconds is None else seconds)
 
     def current(self, now: float) -> frozenset[tuple[str, str, str]]:
         """The offerings unavailable at ``now`` (expired entries are dropped)."""
