@@ -3,39 +3,25 @@
 from __future__ import annotations
 
 import stat
-import time
-from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
-from kubernetes import client, config
+import twin_support as support
+from kubernetes import client
+from twin_support import StartCluster
 
 from labkit.embedded.kube.cluster import EmbeddedCluster
 from labkit.errors import ConfigError
 
 SCALE = 300.0
 
-
-def wait_for(predicate: Callable[[], Any], timeout: float = 3.0, what: str = "condition") -> Any:
-    deadline = time.monotonic() + timeout
-    while True:
-        value = predicate()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        time.sleep(0.02)
+wait_for = support.wait_for
 
 
 @pytest.fixture
-def kind(tmp_path: Path) -> Iterator[tuple[EmbeddedCluster, client.ApiClient]]:
-    c = EmbeddedCluster(state_dir=tmp_path, time_scale=SCALE, profile="kind", seed=7, system_pods=False)
-    c.start()
-    api = config.new_client_from_config(str(c.kubeconfig))
-    yield c, api
-    api.close()
-    c.stop()
+def kind(start_cluster: StartCluster) -> tuple[EmbeddedCluster, client.ApiClient]:
+    return start_cluster(profile="kind", time_scale=SCALE, seed=7, system_pods=False)
 
 
 def test_kind_profile_nodes_through_the_official_client(kind: tuple[EmbeddedCluster, client.ApiClient]) -> None:

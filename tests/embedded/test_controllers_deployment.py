@@ -3,12 +3,11 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
-from kubernetes import client, config
+from kubernetes import client
+from twin_support import StartCluster, wait_for
 
 from labkit.embedded.kube.cluster import EmbeddedCluster
 from labkit.embedded.kube.controllers.deployment import pod_template_hash
@@ -17,25 +16,10 @@ SCALE = 300.0
 NS = "default"
 
 
-def wait_for(predicate: Callable[[], Any], timeout: float = 4.0, what: str = "condition") -> Any:
-    deadline = time.monotonic() + timeout
-    while True:
-        value = predicate()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        time.sleep(0.02)
-
-
 @pytest.fixture
-def env(tmp_path: Path) -> Iterator[tuple[EmbeddedCluster, client.AppsV1Api, client.CoreV1Api]]:
-    c = EmbeddedCluster(state_dir=tmp_path, time_scale=SCALE, profile="kind", seed=3, system_pods=False)
-    c.start()
-    api = config.new_client_from_config(str(c.kubeconfig))
-    yield c, client.AppsV1Api(api), client.CoreV1Api(api)
-    api.close()
-    c.stop()
+def env(start_cluster: StartCluster) -> tuple[EmbeddedCluster, client.AppsV1Api, client.CoreV1Api]:
+    c, api = start_cluster(profile="kind", time_scale=SCALE, seed=3, system_pods=False)
+    return c, client.AppsV1Api(api), client.CoreV1Api(api)
 
 
 def deployment(name: str = "web", replicas: int = 3, image: str = "nginx:1.27", **spec: Any) -> dict[str, Any]:

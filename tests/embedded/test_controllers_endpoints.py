@@ -2,13 +2,9 @@
 
 from __future__ import annotations
 
-import time
-from collections.abc import Callable, Iterator
-from pathlib import Path
-from typing import Any
-
 import pytest
-from kubernetes import client, config
+from kubernetes import client
+from twin_support import StartCluster, wait_for
 
 from labkit.embedded.kube.cluster import EmbeddedCluster
 
@@ -16,30 +12,9 @@ SCALE = 300.0
 NS = "default"
 
 
-def wait_for(predicate: Callable[[], Any], timeout: float = 4.0, what: str = "condition") -> Any:
-    deadline = time.monotonic() + timeout
-    while True:
-        try:
-            value = predicate()
-        except client.ApiException as exc:  # not created yet
-            if exc.status != 404:
-                raise
-            value = None
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        time.sleep(0.01)
-
-
 @pytest.fixture
-def env(tmp_path: Path) -> Iterator[tuple[EmbeddedCluster, client.ApiClient]]:
-    c = EmbeddedCluster(state_dir=tmp_path, time_scale=SCALE, profile="kind", seed=5, system_pods=False)
-    c.start()
-    api = config.new_client_from_config(str(c.kubeconfig))
-    yield c, api
-    api.close()
-    c.stop()
+def env(start_cluster: StartCluster) -> tuple[EmbeddedCluster, client.ApiClient]:
+    return start_cluster(profile="kind", time_scale=SCALE, seed=5, system_pods=False)
 
 
 def _app(api: client.ApiClient, replicas: int, ready_delay: int) -> None:
@@ -81,8 +56,14 @@ def test_endpoints_follow_readiness(env: tuple[EmbeddedCluster, client.ApiClient
     core, discovery = client.CoreV1Api(api), client.DiscoveryV1Api(api)
     _app(api, replicas=2, ready_delay=90)
     # Pods with an IP but not ready yet are listed as not ready.
-    wait_for(lambda: _split(core.read_namespaced_endpoints("app", NS)) == (0, 2), what="two notReadyAddresses")
-    wait_for(lambda: _split(core.read_namespaced_endpoints("app", NS)) == (2, 0), what="two ready addresses")
+    wait_for(
+        lambda: _split(core.read_namespaced_endpoints("app", NS)) == (0, 2),
+        what="two notReadyAddresses",
+        missing_ok=True,
+    )
+    wait_for(
+        lambda: _split(core.read_namespaced_endpoints("app", NS)) == (2, 0), what="two ready addresses", missing_ok=True
+    )
     ep = core.read_namespaced_endpoints("app", NS)
     assert ep.subsets[0].ports[0].port == 8080 and ep.subsets[0].ports[0].name == "web"
     assert ep.metadata.labels["team"] == "a"
@@ -101,10 +82,16 @@ def test_endpoints_follow_readiness(env: tuple[EmbeddedCluster, client.ApiClient
     # A killed container restarts and is not ready until its readiness delay has passed again.
     victim = sorted(pods)[0]
     cluster.kill_container(NS, victim)
-    wait_for(lambda: _split(core.read_namespaced_endpoints("app", NS)) == (1, 1), what="one address not ready")
+    wait_for(
+        lambda: _split(core.read_namespaced_endpoints("app", NS)) == (1, 1),
+        what="one address not ready",
+        missing_ok=True,
+    )
     slice_now = discovery.read_namespaced_endpoint_slice(s.metadata.name, NS)
     assert sorted(e.conditions.ready for e in slice_now.endpoints) == [False, True]
-    wait_for(lambda: _split(core.read_namespaced_endpoints("app", NS)) == (2, 0), what="back to two ready")
+    wait_for(
+        lambda: _split(core.read_namespaced_endpoints("app", NS)) == (2, 0), what="back to two ready", missing_ok=True
+    )
     pod = core.read_namespaced_pod(victim, NS)
     assert pod.status.container_statuses[0].restart_count == 1
     assert pod.status.container_statuses[0].last_state.terminated.exit_code == 137
@@ -115,16 +102,23 @@ def test_endpoints_follow_readiness(env: tuple[EmbeddedCluster, client.ApiClient
         lambda: victim not in {a.target_ref.name for s in core.read_namespaced_endpoints("app", NS).subsets or []
                                for a in (s.addresses or []) + (s.not_ready_addresses or [])},
         what="deleted pod gone from endpoints",
+        missing_ok=True,
     )  # fmt: skip
-    wait_for(lambda: _split(core.read_namespaced_endpoints("app", NS)) == (2, 0), what="replacement ready")
+    wait_for(
+        lambda: _split(core.read_namespaced_endpoints("app", NS)) == (2, 0), what="replacement ready", missing_ok=True
+    )
 
 
 def test_service_without_ready_pods_and_selector_changes(env: tuple[EmbeddedCluster, client.ApiClient]) -> None:
     _, api = env
     core = client.CoreV1Api(api)
     _app(api, replicas=1, ready_delay=0)
-    wait_for(lambda: _split(core.read_namespaced_endpoints("app", NS)) == (1, 0), what="ready address")
+    wait_for(lambda: _split(core.read_namespaced_endpoints("app", NS)) == (1, 0), what="ready address", missing_ok=True)
     core.patch_namespaced_service("app", NS, {"spec": {"selector": {"app": "nothing"}}})
-    wait_for(lambda: core.read_namespaced_endpoints("app", NS).subsets is None, what="no subsets")
+    wait_for(lambda: core.read_namespaced_endpoints("app", NS).subsets is None, what="no subsets", missing_ok=True)
     core.delete_namespaced_service("app", NS)
-    wait_for(lambda: not core.list_namespaced_endpoints(NS, field_selector="metadata.name=app").items, what="gone")
+    wait_for(
+        lambda: not core.list_namespaced_endpoints(NS, field_selector="metadata.name=app").items,
+        what="gone",
+        missing_ok=True,
+    )

@@ -3,12 +3,11 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
-from kubernetes import client, config
+from kubernetes import client
+from twin_support import StartCluster, wait_for
 
 from labkit.embedded.kube.cluster import EmbeddedCluster
 
@@ -16,25 +15,9 @@ SCALE = 300.0
 NS = "default"
 
 
-def wait_for(predicate: Callable[[], Any], timeout: float = 4.0, what: str = "condition") -> Any:
-    deadline = time.monotonic() + timeout
-    while True:
-        value = predicate()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        time.sleep(0.01)
-
-
 @pytest.fixture
-def env(tmp_path: Path) -> Iterator[tuple[EmbeddedCluster, client.ApiClient]]:
-    c = EmbeddedCluster(state_dir=tmp_path, time_scale=SCALE, profile="kind", seed=13)
-    c.start()
-    api = config.new_client_from_config(str(c.kubeconfig))
-    yield c, api
-    api.close()
-    c.stop()
+def env(start_cluster: StartCluster) -> tuple[EmbeddedCluster, client.ApiClient]:
+    return start_cluster(profile="kind", time_scale=SCALE, seed=13)
 
 
 def _template(app: str, **spec: Any) -> dict[str, Any]:

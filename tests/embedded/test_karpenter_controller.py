@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import random
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
+import twin_support as support
 
 from labkit.compute import device_plugin
 from labkit.compute import nodepools as builders
@@ -28,6 +29,8 @@ SCALE = 600.0
 NODEPOOLS = "nodepools.karpenter.sh"
 NODECLAIMS = "nodeclaims.karpenter.sh"
 GPU_TOLERATION = {"key": "nvidia.com/gpu", "operator": "Exists", "effect": "NoSchedule"}
+
+wait_for = support.wait_for
 
 
 class Rig:
@@ -112,16 +115,6 @@ class Rig:
             and e["source"]["component"] == "karpenter"
             and (kind is None or e["involvedObject"].get("kind") == kind)
         ]
-
-
-def wait_for(predicate: Callable[[], Any], timeout: float = 3.0) -> Any:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(0.01)
-    raise AssertionError(f"condition not met within {timeout}s wall")
 
 
 @pytest.fixture
@@ -371,7 +364,8 @@ def test_expire_after_replaces_old_nodes(auto: Rig) -> None:
     wait_for(lambda: auto.running("llm"))
     (first,) = auto.karpenter_nodes()
     wait_for(
-        lambda: auto.running("llm") and auto.running("llm")[0]["spec"]["nodeName"] != first["metadata"]["name"], 5.0
+        lambda: auto.running("llm") and auto.running("llm")[0]["spec"]["nodeName"] != first["metadata"]["name"],
+        timeout=5.0,
     )
     assert first["metadata"]["name"] not in {n["metadata"]["name"] for n in auto.karpenter_nodes()}
     assert "NodeClaim expired after 5m" in auto.events("Expired", "NodeClaim")

@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Iterator
-from pathlib import Path
+from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from kubernetes import client, config
+from kubernetes import client
+from twin_support import StartCluster, wait_for
 
 from labkit.embedded.kube.cluster import EmbeddedCluster
 from labkit.embedded.kube.controllers.common import parse_rfc3339
@@ -19,25 +19,10 @@ SCALE = 300.0
 NS = "default"
 
 
-def wait_for(predicate: Callable[[], Any], timeout: float = 4.0, what: str = "condition") -> Any:
-    deadline = time.monotonic() + timeout
-    while True:
-        value = predicate()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        time.sleep(0.01)
-
-
 @pytest.fixture
-def eks(tmp_path: Path) -> Iterator[tuple[EmbeddedCluster, client.CoreV1Api]]:
-    c = EmbeddedCluster(state_dir=tmp_path, time_scale=SCALE, profile="eks-standard", seed=11, system_pods=False)
-    c.start()
-    api = config.new_client_from_config(str(c.kubeconfig))
-    yield c, client.CoreV1Api(api)
-    api.close()
-    c.stop()
+def eks(start_cluster: StartCluster) -> tuple[EmbeddedCluster, client.CoreV1Api]:
+    c, api = start_cluster(profile="eks-standard", time_scale=SCALE, seed=11, system_pods=False)
+    return c, client.CoreV1Api(api)
 
 
 def pod(name: str, image: str, **container: Any) -> dict[str, Any]:

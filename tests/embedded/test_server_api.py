@@ -10,38 +10,26 @@ from __future__ import annotations
 import json
 import uuid
 from collections.abc import Iterator
-from pathlib import Path
 from types import SimpleNamespace
 
 import pytest
-from kubernetes import client, config
+from kubernetes import client
 from kubernetes.client.rest import ApiException
-
-from labkit.embedded.clock import Clock
-from labkit.embedded.kube.server import ApiServer
-from labkit.embedded.kube.store import Store
+from twin_support import api_server
 
 
 @pytest.fixture(scope="module")
 def kube(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SimpleNamespace]:
-    state: Path = tmp_path_factory.mktemp("apiserver")
-    clock = Clock(scale=1.0)
-    store = Store(clock)
-    server = ApiServer(store, state_dir=state)
-    server.start()
-    api = config.new_client_from_config(config_file=str(server.write_kubeconfig(state / "kubeconfig")))
-    yield SimpleNamespace(
-        store=store,
-        server=server,
-        api=api,
-        core=client.CoreV1Api(api),
-        apps=client.AppsV1Api(api),
-        custom=client.CustomObjectsApi(api),
-        ext=client.ApiextensionsV1Api(api),
-    )
-    api.close()
-    server.stop()
-    clock.stop()
+    with api_server(tmp_path_factory.mktemp("apiserver")) as (store, server, api):
+        yield SimpleNamespace(
+            store=store,
+            server=server,
+            api=api,
+            core=client.CoreV1Api(api),
+            apps=client.AppsV1Api(api),
+            custom=client.CustomObjectsApi(api),
+            ext=client.ApiextensionsV1Api(api),
+        )
 
 
 @pytest.fixture

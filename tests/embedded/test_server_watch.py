@@ -7,31 +7,19 @@ import threading
 import time
 import uuid
 from collections.abc import Iterator
-from pathlib import Path
 from types import SimpleNamespace
 
 import pytest
-from kubernetes import client, config, watch
+from kubernetes import client, watch
 from kubernetes.client.rest import ApiException
-
-from labkit.embedded.clock import Clock
-from labkit.embedded.kube.server import ApiServer
-from labkit.embedded.kube.store import Store
+from twin_support import api_server
 
 
 @pytest.fixture(scope="module")
 def kube(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SimpleNamespace]:
-    state: Path = tmp_path_factory.mktemp("apiserver-watch")
-    clock = Clock(scale=1.0)
-    store = Store(clock, history=200)
-    server = ApiServer(store, state_dir=state)
-    server.bookmark_interval = 0.2
-    server.start()
-    api = config.new_client_from_config(config_file=str(server.write_kubeconfig(state / "kubeconfig")))
-    yield SimpleNamespace(store=store, server=server, api=api, core=client.CoreV1Api(api))
-    api.close()
-    server.stop()
-    clock.stop()
+    state = tmp_path_factory.mktemp("apiserver-watch")
+    with api_server(state, history=200, bookmark_interval=0.2) as (store, server, api):
+        yield SimpleNamespace(store=store, server=server, api=api, core=client.CoreV1Api(api))
 
 
 @pytest.fixture

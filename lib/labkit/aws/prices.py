@@ -200,6 +200,17 @@ def _cached(price: Price) -> Price:
     return Price(**{**asdict(price), "source": f"cached {price.source}"})
 
 
+def _fallback_or_raise(instance_type: str, region: str, capacity_type: str, note: str) -> Price:
+    """The fallback table's price when the live source gave none (``note`` says why)."""
+    fallback = fallback_price(instance_type, region, capacity_type, note)
+    if fallback is None:
+        raise LabkitError(
+            f"no {capacity_type} price for {instance_type} in {region}: {note}",
+            "check the instance type's name, or give the price yourself",
+        )
+    return fallback
+
+
 def on_demand(session: AwsSession, instance_type: str, *, region: str | None = None, use_cache: bool = True) -> Price:
     """The on-demand Linux price; Price List API first, then the fallback table.
 
@@ -229,13 +240,7 @@ def on_demand(session: AwsSession, instance_type: str, *, region: str | None = N
         note = "the Price List API has no entry for it"
     except LabkitError as exc:
         note = f"Price List API unavailable ({exc.what})"
-    fallback = fallback_price(instance_type, region, ON_DEMAND, note)
-    if fallback is None:
-        raise LabkitError(
-            f"no on-demand price for {instance_type} in {region}: {note}",
-            "check the instance type's name, or give the price yourself",
-        )
-    return fallback
+    return _fallback_or_raise(instance_type, region, ON_DEMAND, note)
 
 
 def spot(session: AwsSession, instance_type: str, *, region: str | None = None, use_cache: bool = True) -> Price:
@@ -273,13 +278,7 @@ def spot(session: AwsSession, instance_type: str, *, region: str | None = None, 
         note = "no spot price history for it here"
     except LabkitError as exc:
         note = f"spot price history unavailable ({exc.what})"
-    fallback = fallback_price(instance_type, region, SPOT, note)
-    if fallback is None:
-        raise LabkitError(
-            f"no spot price for {instance_type} in {region}: {note}",
-            "check the instance type's name, or give the price yourself",
-        )
-    return fallback
+    return _fallback_or_raise(instance_type, region, SPOT, note)
 
 
 def price(session: AwsSession, instance_type: str, capacity_type: str = ON_DEMAND) -> Price:

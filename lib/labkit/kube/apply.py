@@ -121,6 +121,14 @@ def _namespace_for(kube: Kube, m: Manifest, namespace: str | None) -> str | None
     return m.namespace or namespace or "default"
 
 
+def _wait_established(kube: Kube, crds: list[str], timeout: float) -> None:
+    """Wait until each named CRD is ``Established`` (its custom resources can be served)."""
+    for crd in crds:
+        wait_for(
+            "customresourcedefinitions", crd, for_="condition=Established", timeout=timeout, kube=kube, progress=False
+        )
+
+
 def apply(
     source: Any,
     *,
@@ -170,15 +178,7 @@ def apply(
         group = refs.group_of(m.api_version)
         if pending_crds and m.kind not in {"CustomResourceDefinition", "Namespace"}:
             if wait_crds:
-                for crd in pending_crds:
-                    wait_for(
-                        "customresourcedefinitions",
-                        crd,
-                        for_="condition=Established",
-                        timeout=crd_timeout,
-                        kube=k,
-                        progress=False,
-                    )
+                _wait_established(k, pending_crds, crd_timeout)
             pending_crds = []
             k.forget_discovery()
         ref = kubectl_ref(m.api_version, m.kind, m.name)
@@ -208,15 +208,7 @@ def apply(
             if not dry_run:
                 pending_crds.append(m.name)
     if pending_crds and wait_crds:
-        for crd in pending_crds:
-            wait_for(
-                "customresourcedefinitions",
-                crd,
-                for_="condition=Established",
-                timeout=crd_timeout,
-                kube=k,
-                progress=False,
-            )
+        _wait_established(k, pending_crds, crd_timeout)
         k.forget_discovery()
     return ApplyResult(tuple(items), cmd, dry_run)
 

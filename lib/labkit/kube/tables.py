@@ -95,134 +95,104 @@ def _head(columns: Sequence[str], with_namespace: bool) -> tuple[str, ...]:
     return ("NAMESPACE", *columns) if with_namespace else tuple(columns)
 
 
-def _build(
-    objs: Iterable[dict[str, Any]],
-    columns: Sequence[str],
-    cells: Callable[[dict[str, Any]], list[str]],
-    *,
-    with_namespace: bool,
-    title: str,
-    kubectl: str,
-) -> Table:
-    rows = tuple(tuple(_name(o, with_namespace) + cells(o)) for o in objs)
-    return Table(_head(["NAME", *columns], with_namespace), rows, title, kubectl)
+@dataclass(frozen=True)
+class Layout:
+    """A ``kubectl get`` layout: called with objects and ``now``, it builds a :class:`Table`.
+
+    Attributes:
+        columns: headers after NAME.
+        cells: the cells after NAME for one object, given ``now`` and ``wide``.
+        wide_columns: headers added by ``wide`` (``cells`` adds their values).
+        namespaced: whether ``with_namespace`` adds a NAMESPACE column (not for cluster-scoped kinds).
+    """
+
+    columns: tuple[str, ...]
+    cells: Callable[[dict[str, Any], float, bool], list[str]]
+    wide_columns: tuple[str, ...] = ()
+    namespaced: bool = True
+
+    def __call__(
+        self,
+        objs: Iterable[dict[str, Any]],
+        now: float,
+        *,
+        wide: bool = False,
+        with_namespace: bool = False,
+        title: str = "",
+        kubectl: str = "",
+    ) -> Table:
+        """The table of ``objs`` (ages relative to ``now``, epoch seconds)."""
+        with_namespace = with_namespace and self.namespaced
+        columns = ["NAME", *self.columns, *(self.wide_columns if wide else ())]
+        rows = tuple(tuple(_name(o, with_namespace) + self.cells(o, now, wide)) for o in objs)
+        return Table(_head(columns, with_namespace), rows, title, kubectl)
 
 
-def pods(
-    objs: Iterable[dict[str, Any]],
-    now: float,
-    *,
-    wide: bool = False,
-    with_namespace: bool = False,
-    title: str = "",
-    kubectl: str = "",
-) -> Table:
-    """``kubectl get pods``: NAME READY STATUS RESTARTS AGE (wide: IP NODE)."""
-    columns = ["READY", "STATUS", "RESTARTS", "AGE"] + (["IP", "NODE"] if wide else [])
-
-    def cells(p: dict[str, Any]) -> list[str]:
-        out = [status.ready_count(p), status.pod_phase_text(p), str(status.restarts(p)), status.age(p, now)]
-        if wide:
-            st, spec = p.get("status") or {}, p.get("spec") or {}
-            out += [str(st.get("podIP") or "<none>"), str(spec.get("nodeName") or "<none>")]
-        return out
-
-    return _build(objs, columns, cells, with_namespace=with_namespace, title=title, kubectl=kubectl)
+def _pod_cells(p: dict[str, Any], now: float, wide: bool) -> list[str]:
+    out = [status.ready_count(p), status.pod_phase_text(p), str(status.restarts(p)), status.age(p, now)]
+    if wide:
+        st, spec = p.get("status") or {}, p.get("spec") or {}
+        out += [str(st.get("podIP") or "<none>"), str(spec.get("nodeName") or "<none>")]
+    return out
 
 
-def deployments(
-    objs: Iterable[dict[str, Any]],
-    now: float,
-    *,
-    wide: bool = False,
-    with_namespace: bool = False,
-    title: str = "",
-    kubectl: str = "",
-) -> Table:
-    """``kubectl get deployments``: NAME READY UP-TO-DATE AVAILABLE AGE (wide: IMAGES)."""
-    columns = ["READY", "UP-TO-DATE", "AVAILABLE", "AGE"] + (["IMAGES"] if wide else [])
-
-    def cells(d: dict[str, Any]) -> list[str]:
-        spec, st = d.get("spec") or {}, d.get("status") or {}
-        replicas = spec.get("replicas", 1)
-        out = [
-            f"{st.get('readyReplicas', 0)}/{replicas}",
-            str(st.get("updatedReplicas", 0)),
-            str(st.get("availableReplicas", 0)),
-            status.age(d, now),
-        ]
-        if wide:
-            containers = ((spec.get("template") or {}).get("spec") or {}).get("containers") or []
-            out.append(",".join(str(c.get("image", "")) for c in containers))
-        return out
-
-    return _build(objs, columns, cells, with_namespace=with_namespace, title=title, kubectl=kubectl)
+pods = Layout(("READY", "STATUS", "RESTARTS", "AGE"), _pod_cells, wide_columns=("IP", "NODE"))
+"""``kubectl get pods``: NAME READY STATUS RESTARTS AGE (wide: IP NODE)."""
 
 
-def statefulsets(
-    objs: Iterable[dict[str, Any]],
-    now: float,
-    *,
-    wide: bool = False,
-    with_namespace: bool = False,
-    title: str = "",
-    kubectl: str = "",
-) -> Table:
-    """``kubectl get statefulsets``: NAME READY AGE."""
-
-    def cells(s: dict[str, Any]) -> list[str]:
-        spec, st = s.get("spec") or {}, s.get("status") or {}
-        return [f"{st.get('readyReplicas', 0)}/{spec.get('replicas', 1)}", status.age(s, now)]
-
-    return _build(objs, ["READY", "AGE"], cells, with_namespace=with_namespace, title=title, kubectl=kubectl)
+def _deployment_cells(d: dict[str, Any], now: float, wide: bool) -> list[str]:
+    spec, st = d.get("spec") or {}, d.get("status") or {}
+    replicas = spec.get("replicas", 1)
+    out = [
+        f"{st.get('readyReplicas', 0)}/{replicas}",
+        str(st.get("updatedReplicas", 0)),
+        str(st.get("availableReplicas", 0)),
+        status.age(d, now),
+    ]
+    if wide:
+        containers = ((spec.get("template") or {}).get("spec") or {}).get("containers") or []
+        out.append(",".join(str(c.get("image", "")) for c in containers))
+    return out
 
 
-def daemonsets(
-    objs: Iterable[dict[str, Any]],
-    now: float,
-    *,
-    wide: bool = False,
-    with_namespace: bool = False,
-    title: str = "",
-    kubectl: str = "",
-) -> Table:
-    """``kubectl get daemonsets``: NAME DESIRED CURRENT READY UP-TO-DATE AVAILABLE AGE."""
-
-    def cells(d: dict[str, Any]) -> list[str]:
-        st = d.get("status") or {}
-        keys = ("desiredNumberScheduled", "currentNumberScheduled", "numberReady", "updatedNumberScheduled")
-        return [*(str(st.get(k, 0)) for k in keys), str(st.get("numberAvailable", 0)), status.age(d, now)]
-
-    columns = ["DESIRED", "CURRENT", "READY", "UP-TO-DATE", "AVAILABLE", "AGE"]
-    return _build(objs, columns, cells, with_namespace=with_namespace, title=title, kubectl=kubectl)
+deployments = Layout(("READY", "UP-TO-DATE", "AVAILABLE", "AGE"), _deployment_cells, wide_columns=("IMAGES",))
+"""``kubectl get deployments``: NAME READY UP-TO-DATE AVAILABLE AGE (wide: IMAGES)."""
 
 
-def jobs(
-    objs: Iterable[dict[str, Any]],
-    now: float,
-    *,
-    wide: bool = False,
-    with_namespace: bool = False,
-    title: str = "",
-    kubectl: str = "",
-) -> Table:
-    """``kubectl get jobs``: NAME STATUS COMPLETIONS AGE."""
+def _statefulset_cells(s: dict[str, Any], now: float, wide: bool) -> list[str]:
+    spec, st = s.get("spec") or {}, s.get("status") or {}
+    return [f"{st.get('readyReplicas', 0)}/{spec.get('replicas', 1)}", status.age(s, now)]
 
-    def cells(j: dict[str, Any]) -> list[str]:
-        spec, st = j.get("spec") or {}, j.get("status") or {}
-        if status.has_condition(j, "Complete"):
-            state = "Complete"
-        elif status.has_condition(j, "Failed"):
-            state = "Failed"
-        elif _meta(j).get("deletionTimestamp"):
-            state = "Terminating"
-        else:
-            state = "Running"
-        return [state, f"{st.get('succeeded', 0)}/{spec.get('completions', 1)}", status.age(j, now)]
 
-    return _build(
-        objs, ["STATUS", "COMPLETIONS", "AGE"], cells, with_namespace=with_namespace, title=title, kubectl=kubectl
-    )
+statefulsets = Layout(("READY", "AGE"), _statefulset_cells)
+"""``kubectl get statefulsets``: NAME READY AGE."""
+
+
+def _daemonset_cells(d: dict[str, Any], now: float, wide: bool) -> list[str]:
+    st = d.get("status") or {}
+    keys = ("desiredNumberScheduled", "currentNumberScheduled", "numberReady", "updatedNumberScheduled")
+    return [*(str(st.get(k, 0)) for k in keys), str(st.get("numberAvailable", 0)), status.age(d, now)]
+
+
+daemonsets = Layout(("DESIRED", "CURRENT", "READY", "UP-TO-DATE", "AVAILABLE", "AGE"), _daemonset_cells)
+"""``kubectl get daemonsets``: NAME DESIRED CURRENT READY UP-TO-DATE AVAILABLE AGE."""
+
+
+def _job_cells(j: dict[str, Any], now: float, wide: bool) -> list[str]:
+    spec, st = j.get("spec") or {}, j.get("status") or {}
+    if status.has_condition(j, "Complete"):
+        state = "Complete"
+    elif status.has_condition(j, "Failed"):
+        state = "Failed"
+    elif _meta(j).get("deletionTimestamp"):
+        state = "Terminating"
+    else:
+        state = "Running"
+    return [state, f"{st.get('succeeded', 0)}/{spec.get('completions', 1)}", status.age(j, now)]
+
+
+jobs = Layout(("STATUS", "COMPLETIONS", "AGE"), _job_cells)
+"""``kubectl get jobs``: NAME STATUS COMPLETIONS AGE."""
 
 
 def _label(labels: dict[str, str], keys: Sequence[str]) -> str:
@@ -249,34 +219,28 @@ def node_status(node: dict[str, Any]) -> str:
     return text
 
 
-def nodes(
-    objs: Iterable[dict[str, Any]],
-    now: float,
-    *,
-    wide: bool = False,
-    with_namespace: bool = False,
-    title: str = "",
-    kubectl: str = "",
-) -> Table:
-    """``kubectl get nodes`` plus what a GPU platform needs: instance type, zone, capacity type, pool, GPUs."""
-    columns = ["STATUS", "ROLES", "AGE", "VERSION", "INSTANCE-TYPE", "ZONE", "CAPACITY", "NODEPOOL", "GPU"]
+def _node_cells(n: dict[str, Any], now: float, wide: bool) -> list[str]:
+    labels = _meta(n).get("labels") or {}
+    info = (n.get("status") or {}).get("nodeInfo") or {}
+    return [
+        node_status(n),
+        node_roles(n),
+        status.age(n, now),
+        str(info.get("kubeletVersion") or "<none>"),
+        _label(labels, INSTANCE_TYPE_LABELS),
+        _label(labels, ZONE_LABELS),
+        _label(labels, CAPACITY_TYPE_LABELS).lower().replace("_", "-"),
+        _label(labels, NODEPOOL_LABELS),
+        str(gpu_count(n)),
+    ]
 
-    def cells(n: dict[str, Any]) -> list[str]:
-        labels = _meta(n).get("labels") or {}
-        info = (n.get("status") or {}).get("nodeInfo") or {}
-        return [
-            node_status(n),
-            node_roles(n),
-            status.age(n, now),
-            str(info.get("kubeletVersion") or "<none>"),
-            _label(labels, INSTANCE_TYPE_LABELS),
-            _label(labels, ZONE_LABELS),
-            _label(labels, CAPACITY_TYPE_LABELS).lower().replace("_", "-"),
-            _label(labels, NODEPOOL_LABELS),
-            str(gpu_count(n)),
-        ]
 
-    return _build(objs, columns, cells, with_namespace=False, title=title, kubectl=kubectl)
+nodes = Layout(
+    ("STATUS", "ROLES", "AGE", "VERSION", "INSTANCE-TYPE", "ZONE", "CAPACITY", "NODEPOOL", "GPU"),
+    _node_cells,
+    namespaced=False,
+)
+"""``kubectl get nodes`` plus what a GPU platform needs: instance type, zone, capacity type, pool, GPUs."""
 
 
 def service_ports(svc: dict[str, Any]) -> str:
@@ -302,29 +266,19 @@ def _external_ip(svc: dict[str, Any]) -> str:
     return "<none>"
 
 
-def services(
-    objs: Iterable[dict[str, Any]],
-    now: float,
-    *,
-    wide: bool = False,
-    with_namespace: bool = False,
-    title: str = "",
-    kubectl: str = "",
-) -> Table:
-    """``kubectl get services``: NAME TYPE CLUSTER-IP EXTERNAL-IP PORT(S) AGE."""
+def _service_cells(s: dict[str, Any], now: float, wide: bool) -> list[str]:
+    spec = s.get("spec") or {}
+    return [
+        str(spec.get("type") or "ClusterIP"),
+        str(spec.get("clusterIP") or "<none>"),
+        _external_ip(s),
+        service_ports(s),
+        status.age(s, now),
+    ]
 
-    def cells(s: dict[str, Any]) -> list[str]:
-        spec = s.get("spec") or {}
-        return [
-            str(spec.get("type") or "ClusterIP"),
-            str(spec.get("clusterIP") or "<none>"),
-            _external_ip(s),
-            service_ports(s),
-            status.age(s, now),
-        ]
 
-    columns = ["TYPE", "CLUSTER-IP", "EXTERNAL-IP", "PORT(S)", "AGE"]
-    return _build(objs, columns, cells, with_namespace=with_namespace, title=title, kubectl=kubectl)
+services = Layout(("TYPE", "CLUSTER-IP", "EXTERNAL-IP", "PORT(S)", "AGE"), _service_cells)
+"""``kubectl get services``: NAME TYPE CLUSTER-IP EXTERNAL-IP PORT(S) AGE."""
 
 
 def event_time(event: dict[str, Any]) -> float:
@@ -364,19 +318,8 @@ def events(
     return Table(columns, tuple(rows), title, kubectl)
 
 
-def generic(
-    objs: Iterable[dict[str, Any]],
-    now: float,
-    *,
-    wide: bool = False,
-    with_namespace: bool = False,
-    title: str = "",
-    kubectl: str = "",
-) -> Table:
-    """NAME AGE, for kinds without a dedicated layout."""
-    return _build(
-        objs, ["AGE"], lambda o: [status.age(o, now)], with_namespace=with_namespace, title=title, kubectl=kubectl
-    )
+generic = Layout(("AGE",), lambda o, now, wide: [status.age(o, now)])
+"""NAME AGE, for kinds without a dedicated layout."""
 
 
 def from_server_table(
