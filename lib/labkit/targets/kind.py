@@ -98,7 +98,7 @@ def wait_for_api(platform: Platform, timeout_s: float = 120.0) -> None:
 
 class KindTarget(Target):
     name = "kind"
-    description = "a local kind cluster in Docker (Cilium-capable, KWOK GPU nodes)"
+    description = "a local kind cluster in Docker (Cilium-capable)"
 
     def diagnose(self, settings: Settings) -> TargetStatus:
         docker = tools.probe("docker")
