@@ -1,4 +1,4 @@
-"""The ``labkit`` command line: doctor, run, build-labs, up, down, env, eks-token."""
+"""The ``labkit`` command line: doctor, run, build-labs, up, down, env, sweep, schemas, simulate, bench, eks-token."""
 
 from __future__ import annotations
 
@@ -252,6 +252,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--region", required=True)
     p.add_argument("--profile")
     p.set_defaults(func=cmd_eks_token)
+
+    from labkit.bench.cli import add_parser as add_bench_parser
+
+    add_bench_parser(sub)  # labkit bench run|sweep|compare
     return parser
 
 
