@@ -25,6 +25,9 @@ class CheckResult:
     detail: str = ""
     hint: str = ""
 
+    def _ipython_display_(self) -> None:
+        """Nothing: :func:`check` printed the result already (a check ending a cell would show it twice)."""
+
     def __str__(self) -> str:
         if self.ok:
             return f"PASS  {self.title}" + (f": {self.detail}" if self.detail else "")

@@ -3,6 +3,14 @@
 Week 1 walks through each step (``labkit.aws``: preflight, VPC, IAM, cluster, add-ons,
 access, kubeconfig). Later labs start with :func:`ensure`, which runs the same idempotent
 steps and returns at once when the cluster exists, so every notebook runs on its own.
+
+The Week 1 lab's views and steps live beside it:
+
+- :mod:`~labkit.cluster.planning`: planned launches, quotas, prices, the two profiles.
+- :mod:`~labkit.cluster.inventory`: subnets, roles, add-ons, access entries, associations, tags, the token.
+- :mod:`~labkit.cluster.podidentity`: the demo role, its association, and ``aws`` run in a pod.
+- :mod:`~labkit.cluster.costs`: the running cost, per hour and per month.
+- :mod:`~labkit.cluster.preview`: what a teardown would delete, in order.
 """
 
 from __future__ import annotations
@@ -11,6 +19,19 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from labkit.aws import AwsSession, connect, eks
+from labkit.cluster.costs import CostView, cost_now
+from labkit.cluster.inventory import (
+    access_table,
+    addons_table,
+    associations_table,
+    roles_table,
+    subnets_table,
+    tags_table,
+    token_facts,
+)
+from labkit.cluster.planning import launch_table, planned_launches, price_table, profile_comparison, quota_table
+from labkit.cluster.podidentity import AwsCliRun, run_aws_cli
+from labkit.cluster.preview import TeardownPreview, teardown_preview
 from labkit.context import LabContext
 from labkit.context import current as current_lab
 from labkit.kube import Kube
@@ -41,8 +62,8 @@ def ensure(lab: LabContext | None = None, *, profile: str | None = None) -> Clus
     """The lab's cluster: found if it exists, else created with the Week 1 steps (idempotent)."""
     lab = lab or current_lab()
     settings = lab.settings
-    platform = lab.platform()
-    session = connect(settings, platform=platform)
+    # The AWS session first: on `eks` the platform (a kubeconfig) exists only once the cluster does.
+    session = connect(settings)
     cluster = eks.describe_cluster(session, settings)
     created = cluster is None or cluster.get("status") != "ACTIVE"
     if created:
@@ -58,9 +79,30 @@ def ensure(lab: LabContext | None = None, *, profile: str | None = None) -> Clus
         version=str(cluster.get("version", "")),
         kubeconfig=kubeconfig,
         aws=session,
-        kube=Kube.of(platform),
+        kube=Kube.of(lab.platform()),
         created=created,
     )
 
 
-__all__ = ["ClusterInfo", "ensure"]
+__all__ = [
+    "AwsCliRun",
+    "ClusterInfo",
+    "CostView",
+    "TeardownPreview",
+    "access_table",
+    "addons_table",
+    "associations_table",
+    "cost_now",
+    "ensure",
+    "launch_table",
+    "planned_launches",
+    "price_table",
+    "profile_comparison",
+    "quota_table",
+    "roles_table",
+    "run_aws_cli",
+    "subnets_table",
+    "tags_table",
+    "teardown_preview",
+    "token_facts",
+]

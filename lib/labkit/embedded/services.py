@@ -24,6 +24,17 @@ from labkit.embedded.clock import Clock
 
 log = logging.getLogger("labkit.embedded.services")
 
+# moto keeps its state per process. A platform started after another one in the same process
+# (one `labkit run` after another, as the notebook tests do) starts from a fresh account, as a
+# new `labkit up` process does; otherwise EKS would report clusters whose Kubernetes is gone.
+_started_in_process = False
+
+
+def _fresh_account() -> None:
+    from moto.core.base_backend import BackendDict
+
+    BackendDict.reset()
+
 
 @dataclass
 class EmbeddedPlatform:
@@ -44,14 +55,19 @@ class EmbeddedPlatform:
     clock: Clock | None = field(default=None, repr=False)
     clusters: dict[str, Any] = field(default_factory=dict, repr=False)
     _aws: Any = field(default=None, repr=False)
+    _unbind: Any = field(default=None, repr=False)
     _lock: threading.RLock = field(default_factory=threading.RLock, repr=False)
 
     def start(self) -> dict[str, Any]:
         """Start every service; returns the endpoints and environment clients need."""
         from labkit.embedded.aws import EmbeddedAws
-        from labkit.embedded.simulators import register_all
+        from labkit.embedded.simulators import awscli, register_all
 
+        global _started_in_process
         with self._lock:
+            if _started_in_process:
+                _fresh_account()
+            _started_in_process = True
             self.state_dir.mkdir(parents=True, exist_ok=True)
             register_all()  # model-server runtimes, before any cluster starts pods
             self.clock = Clock(self.time_scale)
@@ -59,6 +75,7 @@ class EmbeddedPlatform:
             env = self._aws.start()
             self._aws.set_cluster_endpoint(self._endpoint)
             self._aws.add_eks_listener(self._on_eks_event)
+            self._unbind = awscli.bind(self._aws, self.clusters)  # AWS CLI pods get Pod Identity credentials
             return {"aws_endpoint": env["AWS_ENDPOINT_URL"], "env": env}
 
     def stop(self) -> None:
@@ -67,6 +84,9 @@ class EmbeddedPlatform:
             for cluster in self.clusters.values():
                 cluster.stop()
             self.clusters.clear()
+            if self._unbind is not None:
+                self._unbind()
+                self._unbind = None
             if self._aws is not None:
                 self._aws.stop()
                 self._aws = None
