@@ -76,6 +76,10 @@ class Table:
     def _repr_html_(self) -> str:
         return self.to_html()
 
+    def _repr_pretty_(self, printer: Any, cycle: bool) -> None:
+        # The plain-text view of a notebook (and of executed notebooks in build/) is the kubectl-like table.
+        printer.text(str(self))
+
     def __str__(self) -> str:
         return f"{self.title}\n{self.to_text()}" if self.title else self.to_text()
 
