@@ -11,6 +11,7 @@ import yaml
 from botocore.exceptions import ClientError
 from wire_check import capture, check_all
 
+from labkit import planner
 from labkit.embedded.aws import EmbeddedAws
 
 LINUX_USED = {
@@ -69,6 +70,19 @@ def test_pricing_filters_decide_between_product_variants(session: Any) -> None:
         ServiceCode="AmazonEC2", Filters=_filters(instanceType="g5.xlarge", regionCode="us-east-1", **LINUX_USED)
     )
     assert _usd(windows["PriceList"][0]) > _usd(linux["PriceList"][0])
+
+
+def test_pricing_serves_cpu_only_types_from_the_planner_catalog(session: Any) -> None:
+    pricing = session.client("pricing", "us-east-1")
+    result = pricing.get_products(
+        ServiceCode="AmazonEC2", Filters=_filters(instanceType="c6i.large", regionCode="us-west-2", **LINUX_USED)
+    )
+    (item,) = result["PriceList"]
+    attrs = json.loads(item)["product"]["attributes"]
+    assert (attrs["instanceFamily"], attrs["vcpu"], attrs["memory"]) == ("Compute optimized", "2", "4 GiB")
+    assert attrs["usagetype"] == "USW2-BoxUsage:c6i.large"
+    assert "gpu" not in attrs
+    assert _usd(item) == planner.get_ec2_instance_type("c6i.large").price_per_hour
 
 
 def test_pricing_pages_and_describes_services(session: Any) -> None:
@@ -206,8 +220,10 @@ def test_tables_are_dated_and_the_fallback_agrees_with_the_embedded_price_list(e
     for table in (world, fallback, embedded_aws.quota_table()):
         dt.date.fromisoformat(table["as_of"])
         assert table["source"]
+    assert set(world["instances"]) == set(fallback["instances"]), "both serve every priced type of the planner"
     for name, spec in world["instances"].items():
-        assert fallback["instances"][name]["on_demand"] == spec["on_demand"]
+        assert fallback["instances"][name] == {"on_demand": spec["on_demand"], "spot_ratio": spec["spot_ratio"]}
+    assert world["as_of"] == fallback["as_of"]
     assert {r: i["location"] for r, i in world["regions"].items()} == {
         r: loc for r, loc in prices.LOCATIONS.items() if r in world["regions"]
     }

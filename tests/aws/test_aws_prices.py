@@ -9,6 +9,7 @@ from typing import Any
 
 import pytest
 
+from labkit import planner
 from labkit.aws import prices
 from labkit.aws import session as session_mod
 from labkit.embedded.aws import EmbeddedAws
@@ -73,6 +74,29 @@ def test_on_demand_falls_back_with_date_and_reason(session: Any, monkeypatch: py
     assert table["as_of"] in found.describe()
     with pytest.raises(LabkitError, match=r"no on-demand price for z9\.huge"):
         prices.on_demand(session, "z9.huge", use_cache=False)
+
+
+def test_fallback_prices_are_the_planner_catalog_with_its_date() -> None:
+    meta = planner.price_table()
+    for name in ("c6i.large", "m7i.large", "g6e.xlarge"):
+        listed = planner.get_ec2_instance_type(name).price_per_hour
+        on_demand = prices.fallback_price(name, "us-east-1")
+        spot = prices.fallback_price(name, "us-east-1", "spot")
+        assert on_demand is not None and spot is not None
+        assert (on_demand.usd_per_hour, on_demand.source, on_demand.as_of) == (listed, "fallback", meta["price_date"])
+        assert spot.usd_per_hour == pytest.approx(listed * planner.spot_ratio(name))
+        assert spot.as_of == meta["price_date"]
+    assert prices.fallback_price("p5e.48xlarge", "us-east-1") is None, "Capacity Blocks only: no on-demand price"
+    assert prices.fallback_price("z9.huge", "us-east-1") is None
+
+
+def test_fees_have_their_own_dated_table() -> None:
+    table = prices.fee_table()
+    dt.date.fromisoformat(table["as_of"])
+    assert "eks/pricing" in table["source"]
+    assert set(table) == {"as_of", "source", "fees"}, "instance prices live in the planner's catalog only"
+    assert prices.fees()["eks_cluster_standard"] == 0.10
+    assert 0 < prices.fees()["auto_mode_fraction"] < 1
 
 
 def test_fallback_marks_other_regions_approximate() -> None:

@@ -85,7 +85,7 @@ def test_cost_view_splits_fixed_and_node_costs() -> None:
     report = CostReport(
         [
             CostLine("EKS control plane (standard support)", 1, 0.10, "fee table"),
-            CostLine("m7i.large on-demand", 2, 0.1008, "pricing-api 2025-06-15"),
+            CostLine("m7i.large on-demand", 2, 0.1008, "pricing-api 2026-07-20"),
             CostLine("  EKS Auto Mode fee on m7i.large", 2, 0.0121, "12% of on-demand"),
             CostLine("NAT gateway", 1, 0.045, "fee table"),
             CostLine("application load balancer", 1, 0.0225, "fee table"),

@@ -68,6 +68,34 @@ def test_unknown_instance_type_is_a_config_error() -> None:
         planner.get_instance_type("m5.large")
 
 
+def test_cpu_only_types_share_the_price_table() -> None:
+    system = planner.get_ec2_instance_type("m7i.large")
+    assert isinstance(system, planner.CpuInstanceType)
+    assert (system.vcpu, system.memory_gib, system.gpu_count, system.arch) == (2, 8, 0, "amd64")
+    assert system.price_per_hour == pytest.approx(0.1008)
+    assert planner.get_ec2_instance_type("c6i.large").price_per_hour == pytest.approx(0.085)
+    assert planner.get_ec2_instance_type(" G6.XLARGE ") is planner.get_instance_type("g6.xlarge")
+    names = [it.name for it in planner.ec2_instance_types()]
+    assert len(names) == len(set(names)), "a type is either GPU or CPU-only, never both"
+    assert set(names) == {it.name for it in planner.instance_types()} | {c.name for c in planner.cpu_instance_types()}
+    priced = [it.price_per_hour for it in planner.ec2_instance_types() if it.price_per_hour is not None]
+    assert priced == sorted(priced)
+    with pytest.raises(ConfigError, match=r"(?s)unknown instance type 'm7i\.larg'.*did you mean m7i\.large"):
+        planner.get_ec2_instance_type("m7i.larg")
+
+
+def test_every_priced_family_has_a_typical_spot_discount_with_its_basis() -> None:
+    assert "spot" in planner.price_table()["spot_ratio_basis"].lower()
+    assert "us-east-1" in planner.price_table()["same_price_regions"]
+    for it in planner.ec2_instance_types():
+        if it.price_per_hour is not None:
+            assert 0.1 <= planner.spot_ratio(it.name) < 1.0, it.name
+    assert planner.spot_ratio("g6.xlarge") == planner.spot_ratio("g6") == planner.spot_ratios()["g6"] == 0.45
+    assert planner.spot_ratio("g6e.xlarge") != planner.spot_ratio("g6.xlarge"), "g6e is not g6"
+    with pytest.raises(ConfigError, match="no typical spot discount for instance family 'x9'"):
+        planner.spot_ratio("x9.large")
+
+
 @pytest.mark.parametrize(
     "name",
     ["llama-3.1-8b", "meta-llama/Llama-3.1-8B-Instruct", "meta-llama/Meta-Llama-3.1-8B-Instruct", "Llama-3.1-8B"],

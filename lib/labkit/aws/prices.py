@@ -1,9 +1,11 @@
 """Instance prices: on-demand from the Price List API, spot from EC2 spot price history.
 
 Answers are cached on disk (``<home>/cache/prices.json``; a day for on-demand, an
-hour for spot). When AWS cannot be asked, a dated fallback table in the kit
-(``data/prices.yaml``) answers, and every :class:`Price` says where it came from
-and of when, so a lab can show "list price of 2025-06-15" rather than a bare number.
+hour for spot). When AWS cannot be asked, the kit's one price table answers: the
+planner's catalog (:mod:`labkit.planner.catalog`: dated us-east-1 on-demand prices and a
+typical spot discount per family). Every :class:`Price` says where it came from and of
+when, so a lab can show a list price with its date rather than a bare number. Fees that
+are not instances (EKS, NAT, load balancers) have their own dated table, ``data/fees.yaml``.
 """
 
 from __future__ import annotations
@@ -21,9 +23,10 @@ import yaml
 
 from labkit.aws.session import PRICING_REGION, AwsSession
 from labkit.errors import LabkitError
+from labkit.planner import catalog
 from labkit.settings import Settings
 
-DATA = Path(__file__).resolve().parent / "data" / "prices.yaml"
+FEES = Path(__file__).resolve().parent / "data" / "fees.yaml"
 ON_DEMAND_TTL_S = 24 * 3600
 SPOT_TTL_S = 3600
 ON_DEMAND = "on-demand"
@@ -74,8 +77,9 @@ class Price:
         region: the region it applies to.
         capacity_type: ``on-demand`` or ``spot``.
         usd_per_hour: the price.
-        source: ``pricing-api``, ``spot-history`` or ``fallback`` (``cached `` prefixed when from disk).
-        as_of: the date the number describes (ISO).
+        source: ``pricing-api``, ``spot-history`` or ``fallback`` (the kit's price table; ``cached ``
+            prefixed when from disk).
+        as_of: the date the number describes (ISO): for ``fallback``, the date of the kit's price table.
         note: why a fallback was used, or how the spot price was chosen.
     """
 
@@ -97,20 +101,49 @@ class Price:
 
 @functools.cache
 def fallback_table() -> dict[str, Any]:
-    """The dated fallback table (read-only): ``as_of``, ``source``, ``fees``, ``instances``."""
-    with open(DATA) as handle:
+    """The instance prices the fallback uses, from the planner's catalog (read-only).
+
+    Returns:
+        ``as_of`` (date of the prices), ``source``, ``region`` (where they are list prices),
+        ``exact_regions`` (regions that share them), ``spot_ratio_basis`` and ``instances``
+        (name -> ``on_demand``, ``spot_ratio``) for every catalog type with an on-demand price.
+    """
+    meta = catalog.price_table()
+    instances = {
+        it.name: {"on_demand": it.price_per_hour, "spot_ratio": catalog.spot_ratio(it.name)}
+        for it in catalog.ec2_instance_types()
+        if it.price_per_hour is not None
+    }
+    return {
+        "as_of": str(meta["price_date"]),
+        "source": str(meta["source"]),
+        "region": str(meta["region"]),
+        "exact_regions": list(meta["same_price_regions"]),
+        "spot_ratio_basis": str(meta["spot_ratio_basis"]),
+        "instances": instances,
+    }
+
+
+@functools.cache
+def fee_table() -> dict[str, Any]:
+    """The dated table of fees that are not instances (read-only): ``as_of``, ``source``, ``fees``."""
+    with open(FEES) as handle:
         return dict(yaml.safe_load(handle))
 
 
 def fees() -> dict[str, float]:
     """Hourly fees that are not instances (EKS control plane, NAT, load balancers, Auto Mode share)."""
-    return {k: float(v) for k, v in fallback_table()["fees"].items()}
+    return {k: float(v) for k, v in fee_table()["fees"].items()}
 
 
 def fallback_price(instance_type: str, region: str, capacity_type: str = ON_DEMAND, note: str = "") -> Price | None:
-    """The fallback table's price, or ``None`` if the table does not list the type (pure)."""
+    """The kit's price for the type (the planner's catalog), or ``None`` if it has none (pure).
+
+    On-demand: the catalog's us-east-1 list price. Spot: that times the family's typical spot
+    discount. ``note`` is kept and extended with how the number was made.
+    """
     table = fallback_table()
-    entry = table["instances"].get(instance_type)
+    entry = table["instances"].get(instance_type.strip().lower())
     if entry is None:
         return None
     value = float(entry["on_demand"])
@@ -118,8 +151,8 @@ def fallback_price(instance_type: str, region: str, capacity_type: str = ON_DEMA
         value *= float(entry["spot_ratio"])
         note = "; ".join(filter(None, [note, f"typical spot price ({entry['spot_ratio']:.0%} of on-demand)"]))
     if region not in table["exact_regions"]:
-        note = "; ".join(filter(None, [note, "us-east-1 list price, approximate here"]))
-    return Price(instance_type, region, capacity_type, round(value, 6), "fallback", str(table["as_of"]), note)
+        note = "; ".join(filter(None, [note, f"{table['region']} list price, approximate here"]))
+    return Price(instance_type, region, capacity_type, round(value, 6), "fallback", table["as_of"], note)
 
 
 def product_filters(instance_type: str, region: str) -> list[dict[str, str]]:

@@ -19,7 +19,7 @@ from labkit import kube as kube_mod
 from labkit.aws import iam, names
 from labkit.aws.eks import ensure_pod_identity
 from labkit.aws.session import AwsSession
-from labkit.errors import WaitTimeout
+from labkit.errors import NotFound, WaitTimeout
 from labkit.kube.client import Kube, resolve
 from labkit.settings import Settings
 
@@ -113,7 +113,11 @@ def aws_cli_job(
         "spec": {
             "backoffLimit": 0,
             "template": {
-                "metadata": {"labels": {"app.kubernetes.io/name": "aws-cli"}},
+                # A Job must not lose its node to consolidation mid-run (Karpenter and Auto Mode honour this).
+                "metadata": {
+                    "labels": {"app.kubernetes.io/name": "aws-cli"},
+                    "annotations": {"karpenter.sh/do-not-disrupt": "true"},
+                },
                 "spec": {
                     "serviceAccountName": service_account,
                     "restartPolicy": "Never",
@@ -180,20 +184,44 @@ def _exit_code(pod: dict[str, Any]) -> int | None:
     return None
 
 
-def _wait_finished(k: Kube, name: str, namespace: str, timeout: float) -> str:
-    """Wait until the Job is Complete or Failed (either is an outcome); returns which."""
+def _wait_finished(k: Kube, name: str, namespace: str, timeout: float) -> tuple[dict[str, Any], str]:
+    """Wait until the Job's pod has ended; returns the pod and its log, read at once.
+
+    Watched, not polled, and read at once, because the pod may not stay: on EKS Auto Mode (and
+    with Karpenter) the node a finished Job ran on is empty and consolidated away within a
+    minute, and its pods go with it. A watch sees the pod's last state even then.
+    """
     deadline = time.monotonic() + k.wall_timeout(timeout)
-    while True:
-        conditions = (k.get("batch/v1", "Job", name, namespace).get("status") or {}).get("conditions") or []
-        for condition in conditions:
-            if condition.get("type") in ("Complete", "Failed") and condition.get("status") == "True":
-                return str(condition["type"])
-        if time.monotonic() > deadline:
-            raise WaitTimeout(
-                f"job {namespace}/{name} did not finish within {timeout:.0f}s",
-                f"kubectl describe job {name} -n {namespace}; kubectl logs job/{name} -n {namespace}",
-            )
-        time.sleep(0.05)
+    uid = k.get("batch/v1", "Job", name, namespace)["metadata"]["uid"]
+    selector = f"job-name={name}"
+
+    def ended(pod: dict[str, Any]) -> bool:
+        owned = any(o.get("uid") == uid for o in pod["metadata"].get("ownerReferences") or [])
+        return owned and _exit_code(pod) is not None
+
+    def result(pod: dict[str, Any]) -> tuple[dict[str, Any], str]:
+        try:
+            log = k.read_log(str(pod["metadata"]["name"]), namespace, tail_lines=200)
+        except NotFound:
+            log = "(the pod and its log are gone: its node was consolidated right after the Job ended)"
+        return pod, log
+
+    listing = k.list("v1", "Pod", namespace, label_selector=selector)
+    for pod in listing.items:
+        if ended(pod):
+            return result(pod)
+    version = listing.resource_version
+    while time.monotonic() < deadline:
+        left = max(1.0, deadline - time.monotonic())
+        for event in k.watch("v1", "Pod", namespace, resource_version=version, label_selector=selector, timeout_s=left):
+            pod = event["object"]
+            version = pod["metadata"].get("resourceVersion", version)
+            if event["type"] != "BOOKMARK" and ended(pod):
+                return result(pod)
+    raise WaitTimeout(
+        f"job {namespace}/{name} did not finish within {timeout:.0f}s",
+        f"kubectl describe job {name} -n {namespace}; kubectl logs job/{name} -n {namespace}",
+    )
 
 
 def run_aws_cli(
@@ -220,19 +248,16 @@ def run_aws_cli(
     kube_mod.apply([namespace_manifest(namespace), service_account_manifest(service_account, namespace)], kube=k)
     kube_mod.delete_resource("job", name, namespace=namespace, propagation="Foreground", kube=k)
     applied = kube_mod.apply(aws_cli_job(name, namespace, service_account, args, image=image), kube=k)
-    failed = _wait_finished(k, name, namespace, timeout) == "Failed"
-    pods = k.list("v1", "Pod", namespace, label_selector=f"job-name={name}").items
-    pod = pods[0] if pods else {"metadata": {"name": ""}}
-    pod_name = str(pod["metadata"]["name"])
-    log = k.read_log(pod_name, namespace, tail_lines=200) if pod_name else ""
+    pod, log = _wait_finished(k, name, namespace, timeout)
+    exit_code = _exit_code(pod)
     return AwsCliRun(
         namespace=namespace,
         service_account=service_account,
         args=list(args),
         job=name,
-        pod=pod_name,
-        succeeded=not failed,
-        exit_code=_exit_code(pod),
+        pod=str(pod["metadata"]["name"]),
+        succeeded=exit_code == 0,
+        exit_code=exit_code,
         log=log,
         kubectl=[applied.kubectl, f"kubectl logs job/{name} -n {namespace}"],
     )

@@ -18,9 +18,13 @@ from __future__ import annotations
 from labkit.planner.calibration import Calibration, Efficiency, Interconnect, load_calibration
 from labkit.planner.catalog import (
     DTYPES,
+    CpuInstanceType,
     GpuSpec,
     InstanceType,
     ModelSpec,
+    cpu_instance_types,
+    ec2_instance_types,
+    get_ec2_instance_type,
     get_gpu,
     get_instance_type,
     get_model,
@@ -31,6 +35,8 @@ from labkit.planner.catalog import (
     normalize_dtype,
     price_table,
     register_model,
+    spot_ratio,
+    spot_ratios,
     unregister_model,
 )
 from labkit.planner.memory import (
@@ -62,6 +68,7 @@ __all__ = [
     "Calibration",
     "Candidate",
     "CapacityPlan",
+    "CpuInstanceType",
     "DoesNotFit",
     "Efficiency",
     "GpuSpec",
@@ -76,6 +83,9 @@ __all__ = [
     "cheapest_instance",
     "cost_per_million_output_tokens",
     "cost_per_thousand_requests",
+    "cpu_instance_types",
+    "ec2_instance_types",
+    "get_ec2_instance_type",
     "get_gpu",
     "get_instance_type",
     "get_model",
@@ -90,6 +100,8 @@ __all__ = [
     "price_table",
     "register_model",
     "required_tensor_parallel",
+    "spot_ratio",
+    "spot_ratios",
     "unregister_model",
     "weight_bytes",
 ]

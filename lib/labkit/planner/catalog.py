@@ -6,6 +6,12 @@ Every number in the data files carries its source. Look things up by name with
 Add a model with :func:`register_model`, for example from a Hugging Face ``config.json``::
 
     register_model(ModelSpec.from_hf_config("my-org/my-model", json.loads(text)))
+
+The instance table is the kit's one source of EC2 prices: GPU types (:func:`instance_types`) and
+CPU-only types (:func:`cpu_instance_types`), both with us-east-1 on-demand prices of one dated
+table (:func:`price_table`), and a typical spot discount per family (:func:`spot_ratio`).
+:func:`get_ec2_instance_type` finds either kind by name. The embedded AWS's Pricing API and spot
+price history, the fallback of ``labkit.aws.prices`` and the embedded Karpenter all read it.
 """
 
 from __future__ import annotations
@@ -119,6 +125,39 @@ class InstanceType:
     def gpu_spec(self) -> GpuSpec:
         """The :class:`GpuSpec` of this instance's GPUs."""
         return get_gpu(self.gpu)
+
+
+@dataclass(frozen=True)
+class CpuInstanceType:
+    """One EC2 instance type without GPUs (system and general-purpose nodes).
+
+    Attributes:
+        name: e.g. ``"m7i.large"``.
+        vcpu: virtual CPUs.
+        memory_gib: memory in GiB.
+        price_per_hour: on-demand Linux price in USD per hour in :data:`PRICE_REGION`.
+        max_pods: the VPC CNI's pod limit for the type.
+        arch: ``amd64`` or ``arm64``.
+        source: where the numbers come from.
+    """
+
+    name: str
+    vcpu: int
+    memory_gib: float
+    price_per_hour: float | None
+    max_pods: int
+    arch: str = "amd64"
+    source: str = ""
+
+    @property
+    def gpu_count(self) -> int:
+        """No GPUs (so code can read ``gpu_count`` on any catalog type)."""
+        return 0
+
+    @property
+    def family(self) -> str:
+        """The instance family, e.g. ``m7i``."""
+        return self.name.split(".", 1)[0]
 
 
 # --------------------------------------------------------------------------- models
@@ -348,12 +387,31 @@ def _gpus() -> dict[str, GpuSpec]:
     return out
 
 
+#: Keys of ``instance_types.yaml`` that are tables, not metadata of the price table.
+_TABLE_KEYS = ("instance_types", "general_purpose", "spot_ratios")
+
+
+@functools.cache
+def _instance_doc() -> dict[str, Any]:
+    return _data("instance_types.yaml")
+
+
 @functools.cache
 def _instances() -> tuple[dict[str, InstanceType], dict[str, Any]]:
-    doc = _data("instance_types.yaml")
-    meta = {k: v for k, v in doc.items() if k not in ("instance_types", "general_purpose")}
+    doc = _instance_doc()
+    meta = {k: v for k, v in doc.items() if k not in _TABLE_KEYS}
     out = {row["name"]: InstanceType(**row) for row in doc["instance_types"]}
     return out, meta
+
+
+@functools.cache
+def _cpu_instances() -> dict[str, CpuInstanceType]:
+    return {row["name"]: CpuInstanceType(**row) for row in _instance_doc().get("general_purpose") or ()}
+
+
+@functools.cache
+def _spot_ratios() -> dict[str, float]:
+    return {str(family): float(ratio) for family, ratio in (_instance_doc().get("spot_ratios") or {}).items()}
 
 
 _REGISTERED: dict[str, ModelSpec] = {}
@@ -369,7 +427,12 @@ def _builtin_models() -> dict[str, ModelSpec]:
 
 
 def price_table() -> dict[str, Any]:
-    """Metadata of the instance price table: ``region``, ``price_date``, ``source``, ``currency``."""
+    """Metadata of the instance price table.
+
+    Keys: ``region``, ``currency``, ``price_date``, ``source`` (of the on-demand prices),
+    ``same_price_regions`` (regions that usually share ``region``'s prices) and
+    ``spot_ratio_basis`` (what the typical spot discounts of :func:`spot_ratio` rest on).
+    """
     return dict(_instances()[1])
 
 
@@ -423,6 +486,56 @@ def get_instance_type(name: str) -> InstanceType:
     if found is None:
         raise ConfigError(f"unknown GPU instance type {name!r}", _suggest(name.strip().lower(), list(_instances()[0])))
     return found
+
+
+def cpu_instance_types() -> list[CpuInstanceType]:
+    """Every CPU-only instance type in the catalog (system and general-purpose nodes), cheapest first."""
+    return sorted(_cpu_instances().values(), key=lambda i: (i.price_per_hour or float("inf"), i.name))
+
+
+def ec2_instance_types() -> list[InstanceType | CpuInstanceType]:
+    """Every instance type the catalog knows, GPU and CPU-only, cheapest first."""
+    both: list[InstanceType | CpuInstanceType] = [*_instances()[0].values(), *_cpu_instances().values()]
+    return sorted(both, key=lambda i: (i.price_per_hour or float("inf"), i.name))
+
+
+def get_ec2_instance_type(name: str) -> InstanceType | CpuInstanceType:
+    """The GPU or CPU-only instance type called ``name`` (e.g. ``"g6.xlarge"``, ``"m7i.large"``).
+
+    Raises:
+        ConfigError: the catalog does not know the type.
+    """
+    key = name.strip().lower()
+    found = _instances()[0].get(key) or _cpu_instances().get(key)
+    if found is None:
+        known = [*_instances()[0], *_cpu_instances()]
+        raise ConfigError(f"unknown instance type {name!r}", _suggest(key, known))
+    return found
+
+
+def spot_ratios() -> dict[str, float]:
+    """Typical spot price as a share of on-demand, per family (its basis: ``price_table()["spot_ratio_basis"]``)."""
+    return dict(_spot_ratios())
+
+
+def spot_ratio(instance_type: str) -> float:
+    """Typical spot price of ``instance_type`` (or of a family, ``"g6"``) as a share of its on-demand price.
+
+    A rounded, typical discount per family, not a market price: see ``price_table()["spot_ratio_basis"]``.
+
+    Raises:
+        ConfigError: the catalog has no typical spot discount for the type's family.
+    """
+    family = instance_type.strip().lower().split(".", 1)[0]
+    ratio = _spot_ratios().get(family)
+    if ratio is None:
+        raise ConfigError(
+            f"no typical spot discount for instance family {family!r}",
+            "use a family the kit lists ("
+            + ", ".join(sorted(_spot_ratios()))
+            + "), or add it to spot_ratios in labkit/planner/data/instance_types.yaml",
+        )
+    return ratio
 
 
 def gpu_for_instance_type(instance_type: str) -> tuple[str, int]:

@@ -180,7 +180,7 @@ class EmbeddedAws:
 
     @staticmethod
     def price_table() -> dict[str, Any]:
-        """The dated price table the embedded Pricing API and spot history serve."""
+        """The dated price list the embedded Pricing API and spot history serve (the planner's catalog)."""
         return catalog.prices()
 
     def pod_identity_credentials(

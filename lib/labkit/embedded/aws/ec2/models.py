@@ -1,8 +1,9 @@
 """Spot price history: a deterministic series per instance type and Availability Zone.
 
 Prices move every six simulated hours around ``spot_ratio`` x on-demand from the price
-table, differently in each AZ, so "cheapest AZ" and "price now" questions have answers
-that look like real ones. Instance types without a table price have no history.
+list (:func:`labkit.embedded.aws.catalog.prices`: the planner's on-demand prices and typical
+spot discounts), differently in each AZ, so "cheapest AZ" and "price now" questions have
+answers that look like real ones. Instance types without an on-demand price have no history.
 """
 
 from __future__ import annotations

@@ -1,4 +1,7 @@
-"""Price list state: AmazonEC2 products built from the price table, and GetProducts filtering.
+"""Price list state: AmazonEC2 products built from the price list, and GetProducts filtering.
+
+The price list is :func:`labkit.embedded.aws.catalog.prices`: every instance type of the planner's
+catalog at its us-east-1 on-demand price, served in every region the embedded Price List knows.
 
 Each instance type yields, per region, the product variants a real price list has, so
 the usual filters (operatingSystem, tenancy, preInstalledSw, capacitystatus) decide

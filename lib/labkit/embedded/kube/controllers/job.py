@@ -195,7 +195,12 @@ class JobController(Controller):
         return created
 
     def _delete(self, job: dict[str, Any], pods: list[dict[str, Any]]) -> None:
+        """Delete pods that are still active. Re-read first: a pod the cache still shows running may
+        have just ended, and a finished pod is kept (its log and exit code are what people read)."""
         for p in pods:
+            fresh = self.store.try_get("pods", p["metadata"]["namespace"], p["metadata"]["name"])
+            if fresh is None or not is_active_pod(fresh):
+                continue
             with contextlib.suppress(NotFound):
                 self.store.delete("pods", p["metadata"]["namespace"], p["metadata"]["name"])
                 self.event(job, "SuccessfulDelete", f"Deleted pod: {p['metadata']['name']}")

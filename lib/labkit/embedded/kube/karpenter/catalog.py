@@ -1,16 +1,14 @@
 """What the embedded Karpenter may launch: instance types and their offerings (type x zone x capacity type).
 
-The planner's catalog (:mod:`labkit.planner`) is the single source of instance shapes and on-demand
-prices: its GPU types (``instance_types``) and its general-purpose list (``general_purpose`` in
-``instance_types.yaml``), both us-east-1 on-demand prices from one dated table. Node shapes
-(allocatable after kube-reserved) come from :mod:`..nodes`, so a pod Karpenter plans onto a type
-fits the Node that is then registered.
+The planner's catalog (:mod:`labkit.planner.catalog`) is the single source of instance shapes and
+prices: its GPU types and its CPU-only types, both with us-east-1 on-demand prices from one dated
+table. Node shapes (allocatable after kube-reserved) come from :mod:`..nodes`, so a pod Karpenter
+plans onto a type fits the Node that is then registered.
 
-Spot prices are not in the planner's table. They are modelled as on-demand times a per-family ratio
-(:data:`SPOT_RATIO`: typical discounts seen in the EC2 Spot price history; for the families both list,
-the ratios the embedded AWS's spot price history uses) times a small fixed skew per zone
-(:data:`ZONE_SPOT_SKEW`), so spot offerings differ by zone the way real ones do while staying
-deterministic.
+Spot prices are modelled as on-demand times the family's typical spot discount from the same catalog
+(:func:`labkit.planner.catalog.spot_ratio`, the ratio the embedded AWS's spot price history also uses)
+times a small fixed skew per zone (:data:`ZONE_SPOT_SKEW`), so spot offerings differ by zone the way
+real ones do while staying deterministic.
 """
 
 from __future__ import annotations
@@ -20,10 +18,6 @@ import functools
 import hashlib
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
-from importlib import resources
-from typing import Any
-
-import yaml
 
 from labkit.errors import ConfigError
 from labkit.planner import catalog as planner
@@ -38,27 +32,6 @@ DEFAULT_ZONE_LETTERS = ("a", "b", "c")
 #: Label prefix of the instance labels per provider: Karpenter's AWS provider or EKS Auto Mode.
 PREFIXES = {"karpenter": "karpenter.k8s.aws", "auto": "eks.amazonaws.com"}
 
-#: Spot price as a share of on-demand, per family (typical discounts; the embedded AWS uses the same ratios).
-SPOT_RATIO: dict[str, float] = {
-    "g5": 0.40,
-    "g6": 0.45,
-    "g6e": 0.55,
-    "p4d": 0.45,
-    "p4de": 0.50,
-    "p5": 0.55,
-    "p5en": 0.60,
-    "m5": 0.40,
-    "m6i": 0.40,
-    "m7i": 0.45,
-    "m7g": 0.45,
-    "c6i": 0.40,
-    "c7i": 0.45,
-    "r6i": 0.40,
-    "r7i": 0.45,
-    "t3": 0.35,
-}
-#: Ratio for families not listed in :data:`SPOT_RATIO`.
-DEFAULT_SPOT_RATIO = 0.5
 #: Per-zone multiplier on spot prices (zone letter -> factor): spot markets differ by zone.
 ZONE_SPOT_SKEW: dict[str, float] = {"a": 1.00, "b": 0.96, "c": 1.04, "d": 0.98}
 
@@ -217,12 +190,6 @@ class Offering:
 # --------------------------------------------------------------------------- catalog
 
 
-def _general_purpose_rows() -> list[dict[str, Any]]:
-    text = resources.files("labkit.planner").joinpath("data", "instance_types.yaml").read_text(encoding="utf-8")
-    doc = yaml.safe_load(text) or {}
-    return list(doc.get("general_purpose") or [])
-
-
 def _known_shape(name: str) -> nodes.InstanceShape | None:
     try:
         return nodes.instance_shape(name)
@@ -232,19 +199,18 @@ def _known_shape(name: str) -> nodes.InstanceShape | None:
 
 @functools.cache
 def instance_types() -> dict[str, InstanceInfo]:
-    """Every instance type Karpenter may launch, by name (GPU types from the planner plus general-purpose ones)."""
+    """Every instance type Karpenter may launch, by name: the planner catalog's CPU-only and GPU types."""
     out: dict[str, InstanceInfo] = {}
-    for row in _general_purpose_rows():
-        name = str(row["name"])
+    for cpu in planner.cpu_instance_types():
         info = InstanceInfo(
-            name=name,
-            vcpu=int(row["vcpu"]),
-            memory_mib=int(float(row["memory_gib"]) * 1024),
-            max_pods=int(row["max_pods"]),
-            arch=str(row.get("arch", "amd64")),
-            price=float(row["price_per_hour"]),
+            name=cpu.name,
+            vcpu=cpu.vcpu,
+            memory_mib=int(cpu.memory_gib * 1024),
+            max_pods=cpu.max_pods,
+            arch=cpu.arch,
+            price=cpu.price_per_hour,
         )
-        out[name] = _with_shape(info)
+        out[cpu.name] = _with_shape(info)
     for it in planner.instance_types():
         gpu = it.gpu_spec
         shape = _known_shape(it.name)
@@ -296,11 +262,14 @@ def zones(region: str = DEFAULT_REGION, letters: Iterable[str] = DEFAULT_ZONE_LE
 
 
 def spot_price(info: InstanceInfo, zone: str) -> float | None:
-    """Modelled spot price of ``info`` in ``zone`` (``None`` when the type has no on-demand price to start from)."""
+    """Modelled spot price of ``info`` in ``zone`` (``None`` when the type has no on-demand price to start from).
+
+    On-demand times the family's typical spot discount (:func:`labkit.planner.catalog.spot_ratio`) times
+    the zone's skew.
+    """
     if info.price is None:
         return None
-    ratio = SPOT_RATIO.get(info.family, DEFAULT_SPOT_RATIO)
-    return round(info.price * ratio * ZONE_SPOT_SKEW.get(zone[-1:], 1.0), 5)
+    return round(info.price * planner.spot_ratio(info.name) * ZONE_SPOT_SKEW.get(zone[-1:], 1.0), 5)
 
 
 def offerings(
