@@ -17,7 +17,9 @@ Modules, by what they do: :mod:`~labkit.bench.metrics` (definitions and math),
 sweeps, SLO search), :mod:`~labkit.bench.workers` (scale-out), :mod:`~labkit.bench.health`
 (self-honesty), :mod:`~labkit.bench.result`, :mod:`~labkit.bench.plots`,
 :mod:`~labkit.bench.compare`, :mod:`~labkit.bench.cost`, :mod:`~labkit.bench.job` (in-cluster
-Job) and :mod:`~labkit.bench.cli`.
+Job), :mod:`~labkit.bench.cli` and :mod:`~labkit.bench.steps` (lab steps: a concurrency sweep against
+a deployed server in cluster time, goodput under an SLO, cost per token, the planner beside the
+measurement).
 
 Names below are imported on first use, so ``labkit --help`` does not load numpy.
 """
@@ -45,11 +47,21 @@ _EXPORTS = {
     "synthetic": "labkit.bench.datasets",
     "Endpoint": "labkit.bench.endpoint",
     "Thresholds": "labkit.bench.health",
+    "ConcurrencySweep": "labkit.bench.steps",
+    "cost_table": "labkit.bench.steps",
+    "goodput_under": "labkit.bench.steps",
+    "honesty": "labkit.bench.steps",
+    "in_cluster_time": "labkit.bench.steps",
+    "run_at_rate": "labkit.bench.steps",
+    "serving_instance": "labkit.bench.steps",
+    "sweep_concurrency": "labkit.bench.steps",
+    "vs_planner": "labkit.bench.steps",
 }
 
 __all__ = [
     "BenchResult",
     "Concurrency",
+    "ConcurrencySweep",
     "Dataset",
     "Endpoint",
     "Prompt",
@@ -58,13 +70,21 @@ __all__ = [
     "SloSearch",
     "Sweep",
     "Thresholds",
+    "cost_table",
     "find_max_rate",
+    "goodput_under",
+    "honesty",
+    "in_cluster_time",
     "jsonl",
     "load",
     "run",
+    "run_at_rate",
+    "serving_instance",
     "sharegpt",
     "sweep",
+    "sweep_concurrency",
     "synthetic",
+    "vs_planner",
 ]
 
 
