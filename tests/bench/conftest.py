@@ -12,11 +12,15 @@ from __future__ import annotations
 
 import asyncio
 import json
+import select
+import subprocess
+import sys
 import threading
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 
+import bench_sim
 import pytest
 
 
@@ -208,3 +212,28 @@ def scripted_server() -> Iterator[Callable[..., ScriptedServer]]:
     yield make
     for server in servers:
         server.close()
+
+
+@pytest.fixture(scope="session")
+def simulator() -> Iterator[str]:
+    """Base URL of a simulated vLLM server (Llama 3.1 8B on an L4, model mode, time scale 10)."""
+    cmd = [
+        *(sys.executable, "-m", "labkit.embedded.simulators.vllm", "--port", "0", "--seed", "0"),
+        *("--model", bench_sim.MODEL, "--gpu", bench_sim.GPU, "--time-scale", str(bench_sim.SCALE)),
+        *("--max-model-len", "8192", "--disable-log-requests"),
+    ]
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    try:
+        ready, _, _ = select.select([proc.stdout], [], [], 60)
+        line = proc.stdout.readline().decode().strip() if ready and proc.stdout else ""
+        if not line.startswith("http"):
+            proc.kill()
+            err = proc.stderr.read().decode()[-2000:] if proc.stderr else ""
+            pytest.fail(f"the simulator did not start: {line!r} {err}")
+        yield line
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(5)
+        except subprocess.TimeoutExpired:
+            proc.kill()

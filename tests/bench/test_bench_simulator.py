@@ -10,57 +10,10 @@ overhead, and medians keep one request delayed by a busy CI machine from failing
 
 from __future__ import annotations
 
-import importlib.util
-import select
-import subprocess
-import sys
-from collections.abc import Iterator
-
-import pytest
+from bench_sim import GPU, MODEL, SCALE
 
 from labkit import bench
 from labkit.bench.runner import Concurrency
-
-MODEL = "meta-llama/Llama-3.1-8B-Instruct"
-GPU = "L4"
-SCALE = 10.0
-
-
-def _available() -> str | None:
-    for module in ("labkit.embedded.simulators.vllm.__main__", "labkit.planner.perf"):
-        try:
-            if importlib.util.find_spec(module) is None:
-                return module
-        except ModuleNotFoundError:
-            return module
-    return None
-
-
-missing = _available()
-pytestmark = pytest.mark.skipif(
-    missing is not None, reason=f"the vLLM simulator or planner is not available yet ({missing} missing)"
-)
-
-
-@pytest.fixture(scope="module")
-def simulator() -> Iterator[str]:
-    cmd = [sys.executable, "-m", "labkit.embedded.simulators.vllm", "--port", "0", "--model", MODEL, "--gpu", GPU,
-           "--max-model-len", "8192", "--time-scale", str(SCALE), "--seed", "0", "--disable-log-requests"]  # fmt: skip
-    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-    try:
-        ready, _, _ = select.select([proc.stdout], [], [], 60)
-        line = proc.stdout.readline().decode().strip() if ready and proc.stdout else ""
-        if not line.startswith("http"):
-            proc.kill()
-            err = proc.stderr.read().decode()[-2000:] if proc.stderr else ""
-            pytest.fail(f"the simulator did not start: {line!r} {err}")
-        yield line
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(5)
-        except subprocess.TimeoutExpired:
-            proc.kill()
 
 
 def test_recovers_the_simulators_ttft_and_tpot(simulator: str) -> None:

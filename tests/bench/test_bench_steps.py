@@ -11,13 +11,10 @@ client, an open-loop rate given in cluster time, plots and files.
 from __future__ import annotations
 
 import json
-import select
-import subprocess
-import sys
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from bench_sim import GPU, MODEL, SCALE
 
 from labkit.bench import health as health_mod
 from labkit.bench import metrics as metrics_mod
@@ -29,10 +26,6 @@ from labkit.errors import ConfigError, NotFound
 
 MS = 1_000_000
 T0 = 5_000 * MS
-MODEL = "meta-llama/Llama-3.1-8B-Instruct"
-GPU = "L4"
-SCALE = 10.0
-
 
 # ---------------------------------------------------------------------------------------------- hand-made runs
 
@@ -205,27 +198,6 @@ def test_sweep_rejects_bad_levels_before_sending() -> None:
 
 
 # ---------------------------------------------------------------------------------------------- the simulator
-
-
-@pytest.fixture(scope="module")
-def simulator() -> Iterator[str]:
-    cmd = [sys.executable, "-m", "labkit.embedded.simulators.vllm", "--port", "0", "--model", MODEL, "--gpu", GPU,
-           "--max-model-len", "8192", "--time-scale", str(SCALE), "--seed", "0", "--disable-log-requests"]  # fmt: skip
-    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-    try:
-        ready, _, _ = select.select([proc.stdout], [], [], 60)
-        line = proc.stdout.readline().decode().strip() if ready and proc.stdout else ""
-        if not line.startswith("http"):
-            proc.kill()
-            err = proc.stderr.read().decode()[-2000:] if proc.stderr else ""
-            pytest.fail(f"the simulator did not start: {line!r} {err}")
-        yield line
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(5)
-        except subprocess.TimeoutExpired:
-            proc.kill()
 
 
 @pytest.fixture(scope="module")
