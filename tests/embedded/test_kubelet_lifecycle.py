@@ -10,6 +10,7 @@ import pytest
 from kubernetes import client
 from twin_support import StartCluster, wait_for
 
+from labkit.embedded.kube import runtime
 from labkit.embedded.kube.cluster import EmbeddedCluster
 from labkit.embedded.kube.controllers.common import parse_rfc3339
 from labkit.embedded.kube.kubelet import go_duration, image_size, normalize_image
@@ -23,6 +24,18 @@ NS = "default"
 def eks(start_cluster: StartCluster) -> tuple[EmbeddedCluster, client.CoreV1Api]:
     c, api = start_cluster(profile="eks-standard", time_scale=SCALE, seed=11, system_pods=False)
     return c, client.CoreV1Api(api)
+
+
+@pytest.fixture(autouse=True)
+def _default_runtime_only() -> Iterator[None]:
+    """These tests are about the kubelet's own timing with its default runtime: set the registered
+    simulator runtimes (process-wide, registered by any embedded platform started earlier) aside."""
+    saved = runtime.registered_runtimes()
+    for rt in saved:
+        runtime.unregister_runtime(rt)
+    yield
+    for rt in saved:
+        runtime.register_runtime(rt)
 
 
 def pod(name: str, image: str, **container: Any) -> dict[str, Any]:
