@@ -58,7 +58,7 @@ def test_on_demand_from_the_price_list_api_then_the_cache(session: Any, embedded
     again = prices.on_demand(session, "g6e.xlarge")
     assert again.source == "cached pricing-api"
     assert again.usd_per_hour == found.usd_per_hour
-    cache = json.loads((session.settings.home / "cache" / "prices.json").read_text())
+    cache = json.loads(prices.PriceCache.for_settings(session.settings).path.read_text())
     assert "on-demand/us-west-2/g6e.xlarge" in cache
 
 
@@ -149,3 +149,12 @@ def test_expired_cache_entries_are_ignored(tmp_path: Any) -> None:
     assert cache.get("k", ttl_s=-1) is None
     (tmp_path / "prices.json").write_text("not json")
     assert cache.get("k", ttl_s=60) is None
+
+
+def test_each_target_has_its_own_price_cache(tmp_path) -> None:
+    from labkit import settings as settings_mod
+    from labkit.aws.prices import PriceCache
+
+    embedded = settings_mod.load({"target": "embedded", "home": tmp_path}, environ={}, use_files=False)
+    eks = embedded.replace(target="eks")
+    assert PriceCache.for_settings(embedded).path != PriceCache.for_settings(eks).path

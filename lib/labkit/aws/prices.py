@@ -1,6 +1,6 @@
 """Instance prices: on-demand from the Price List API, spot from EC2 spot price history.
 
-Answers are cached on disk (``<home>/cache/prices.json``; a day for on-demand, an
+Answers are cached on disk (``<home>/cache/prices-<target>.json``; a day for on-demand, an
 hour for spot). When AWS cannot be asked, the kit's one price table answers: the
 planner's catalog (:mod:`labkit.planner.catalog`: dated us-east-1 on-demand prices and a
 typical spot discount per family). Every :class:`Price` says where it came from and of
@@ -202,7 +202,8 @@ class PriceCache:
 
     @classmethod
     def for_settings(cls, settings: Settings) -> PriceCache:
-        return cls(settings.home / "cache" / "prices.json")
+        """One cache per target: the embedded AWS's prices must never answer for a real account."""
+        return cls(settings.home / "cache" / f"prices-{settings.target}.json")
 
     def _read(self) -> dict[str, Any]:
         try:
