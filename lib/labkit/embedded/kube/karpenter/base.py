@@ -11,7 +11,7 @@ import contextlib
 import logging
 import random
 import threading
-from collections.abc import Mapping
+from collections.abc import Hashable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -55,8 +55,6 @@ class PendingCommand:
 
 class ControllerState:
     """What every part of the embedded Karpenter shares (see :class:`.controller.KarpenterController` for the args)."""
-
-    _worker: Worker
 
     def __init__(
         self,
@@ -102,6 +100,15 @@ class ControllerState:
         self._forced: set[str] = set()
         self._interruptions: dict[str, Interruption] = {}
         self._lock = threading.Lock()
+        self._worker = Worker("labkit-karpenter", clock, self._handle, on_event=self._keys_for)
+
+    def _handle(self, key: Hashable) -> float | None:
+        """Work on one queued key; returns when to look again (the controller provides it)."""
+        raise NotImplementedError
+
+    def _keys_for(self, event: Any) -> Iterable[Hashable]:
+        """Queue keys a store event touches (the controller provides it)."""
+        raise NotImplementedError
 
     # ------------------------------------------------------------------ store helpers
 

@@ -27,18 +27,15 @@ from __future__ import annotations
 
 import contextlib
 import logging
-import random
 from collections.abc import Hashable, Iterable, Mapping
 from typing import Any
 
 from labkit.errors import Conflict, Invalid, NotFound
 
-from ..controllers.workqueue import Worker
 from ..scheduler import is_terminal, is_terminating, resource_list
 from . import crds
 from . import objects as obj
 from .base import NOMINATION_SECONDS
-from .catalog import DEFAULT_REGION
 from .disrupting import Disruptor
 from .disruption import (
     is_daemonset_pod,
@@ -107,32 +104,6 @@ class KarpenterController(NodeClaimLifecycle, Disruptor):
         batch_max_seconds: ...but no longer than this after the first one.
         disruption_seconds: how often disruption is evaluated (simulated seconds).
     """
-
-    def __init__(
-        self,
-        store: Any,
-        clock: Any,
-        *,
-        profile: str = "eks-auto",
-        region: str = DEFAULT_REGION,
-        cluster_name: str = "labkit",
-        rng: random.Random | None = None,
-        batch_idle_seconds: float = 1.0,
-        batch_max_seconds: float = 10.0,
-        disruption_seconds: float = 10.0,
-    ) -> None:
-        super().__init__(
-            store,
-            clock,
-            profile=profile,
-            region=region,
-            cluster_name=cluster_name,
-            rng=rng,
-            batch_idle_seconds=batch_idle_seconds,
-            batch_max_seconds=batch_max_seconds,
-            disruption_seconds=disruption_seconds,
-        )
-        self._worker = Worker("labkit-karpenter", clock, self._handle, on_event=self._keys_for)
 
     # ------------------------------------------------------------------ lifecycle
 
