@@ -18,7 +18,6 @@ times faster than the wall clock, so a two-minute node launch passes in two seco
 
 from __future__ import annotations
 
-import html
 import shlex
 import shutil
 import time
@@ -43,6 +42,7 @@ from labkit.kube.diagnose import explain_object
 from labkit.kube.explain import Diagnosis
 from labkit.kube.tables import Table, gpu_count
 from labkit.planner import catalog
+from labkit.progress import LiveView, Shown, pre_html
 
 NODEPOOL_LABEL = "karpenter.sh/nodepool"
 GPU = "nvidia.com/gpu"
@@ -89,81 +89,6 @@ def clock_text(seconds: float) -> str:
 def scale_note(k: Kube, wall_s: float) -> str:
     """`` (1.6 s wall at time scale 60)`` on a scaled clock, else nothing."""
     return f" ({wall_s:.1f} s wall at time scale {k.time_scale:g})" if k.time_scale != 1.0 else ""
-
-
-class LiveView:
-    """Shows a result while a step is still waiting: updated in place in a notebook, new lines in a terminal.
-
-    Nothing is shown when the lab runs headless (CI keeps only the final result). In a notebook the live
-    view is cleared at the end, so the result the cell returns is displayed once.
-
-    Args:
-        lines: called with the object shown; returns its text lines (the terminal fallback prints new ones).
-        headless: the lab's headless flag (default: the current lab's).
-    """
-
-    def __init__(self, lines: Callable[[Any], list[str]], *, headless: bool | None = None) -> None:
-        self._lines = lines
-        self._enabled = not (context.current().headless if headless is None else headless)
-        self._handle: Any = None
-        self._printed = 0
-        self._notebook = self._enabled and _in_notebook()
-
-    def show(self, obj: Any) -> None:
-        """Display ``obj`` (again)."""
-        if not self._enabled:
-            return
-        if self._notebook:
-            from IPython.display import display
-
-            if self._handle is None:
-                self._handle = display(obj, display_id=True)
-            else:
-                self._handle.update(obj)
-            return
-        lines = self._lines(obj)
-        for line in lines[self._printed :]:
-            print(line, flush=True)
-        self._printed = len(lines)
-
-    def close(self) -> None:
-        """Clear the live view in a notebook (the step's returned result takes its place)."""
-        if self._handle is not None:
-            from IPython.display import HTML
-
-            self._handle.update(HTML(""))
-            self._handle = None
-
-
-def _in_notebook() -> bool:
-    try:
-        from IPython import get_ipython
-    except ImportError:
-        return False
-    shell = get_ipython()
-    return shell is not None and getattr(shell, "kernel", None) is not None
-
-
-def _pre(text: str) -> str:
-    return f"<pre>{html.escape(text)}</pre>"
-
-
-class Shown:
-    """A result that shows as its ``str()`` in a notebook (text and HTML), not as a dataclass repr.
-
-    IPython prefers a class's own ``__repr__`` (which ``@dataclass`` writes) to an inherited
-    ``_repr_pretty_``, so every subclass gets its own copy; ``repr()`` stays the dataclass one.
-    """
-
-    def __init_subclass__(cls, **kwargs: Any) -> None:
-        super().__init_subclass__(**kwargs)
-        cls._repr_pretty_ = Shown._repr_pretty_  # type: ignore[method-assign]
-
-    def _repr_pretty_(self, printer: Any, cycle: bool) -> None:
-        printer.text(str(self))
-
-    def _repr_html_(self) -> str:
-        return _pre(str(self))
 
 
 # ---------------------------------------------------------------------------------------------- the cluster
@@ -731,7 +656,7 @@ class NodeWatch(Shown):
         head = "\n".join(self.lines())
         if self.elapsed_wall_s and self.time_scale != 1.0:
             head += f"\n({self.elapsed_wall_s:.1f} s wall at time scale {self.time_scale:g})"
-        return _pre(head) + table
+        return pre_html(head) + table
 
     def add(self, at: float | None, subject: str, what: str) -> bool:
         """Record an event once; returns whether it was new."""

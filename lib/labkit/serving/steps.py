@@ -36,7 +36,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from labkit import kube as kube_mod
-from labkit.compute.steps import LiveView, PendingExplanation, Shown, clock_text, kube_for, poll_seconds, scale
+from labkit.compute.steps import PendingExplanation, clock_text, kube_for, poll_seconds, scale
 from labkit.compute.steps import why_pending as _why_pending
 from labkit.context import LabContext
 from labkit.errors import Invalid, LabkitError, Unreachable, WaitTimeout
@@ -44,6 +44,7 @@ from labkit.kube import Kube, status
 from labkit.kube.apply import ApplyResult
 from labkit.kube.diagnose import explain_object
 from labkit.planner import SLO, CapacityPlan, cheapest_instance
+from labkit.progress import LiveView, Shown
 from labkit.serving import client
 from labkit.serving.manifests import ModelServer, manifests
 
